@@ -1,0 +1,22 @@
+"""Small builders shared by tests (importable: `tests/` is on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+from codefalcon.tasks import TestCase, TestStyle, TestSuite
+
+
+def assert_suite(*codes: str, fn_name: str = "add", setup: str = "") -> TestSuite:
+    return TestSuite(TestStyle.ASSERT, tuple(TestCase(code=c) for c in codes), fn_name, setup)
+
+
+def call_suite(*pairs: tuple[list, object], fn_name: str = "add") -> TestSuite:
+    return TestSuite(TestStyle.CALL, tuple(TestCase(input=i, expected=e) for i, e in pairs), fn_name)
+
+
+def stdio_suite(*pairs: tuple[str, str]) -> TestSuite:
+    return TestSuite(TestStyle.STDIO, tuple(TestCase(input=i, expected=e) for i, e in pairs))
+
+
+ADD_ASSERTS = assert_suite("assert add(2, 3) == 5", "assert candidate(-1, 1) == 0")
+ADD_CALLS = call_suite(([2, 3], 5), ([-1, 1], 0))
+ADD_STDIO = stdio_suite(("2 3\n", "5\n"), ("-1 1\n", "0\n"))
