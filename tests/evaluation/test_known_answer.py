@@ -20,9 +20,7 @@ from codefalcon.tasks import record
 DATA = Path(__file__).parent / "data" / "known_answer_samples.jsonl"
 
 
-def toy_task(
-    task_id: str, prompt: str, entry: str, asserts: list[str], difficulty: str
-) -> record.Task:
+def toy_task(task_id: str, prompt: str, entry: str, asserts: list[str], difficulty: str) -> record.Task:
     cases = tuple(record.TestCase(code=code) for code in asserts)
     suite = record.TestSuite(record.TestStyle.ASSERT, cases, entry)
     return record.Task(
@@ -102,8 +100,7 @@ def test_known_answer_end_to_end(tmp_path: Path) -> None:
 
     # Filtering by the first (example) test picks a passing sample first in both tasks.
     first_test = {
-        t: [(r.passed, float(bool(r.tests) and r.tests[0].passed)) for r in rs]
-        for t, rs in per_task.items()
+        t: [(r.passed, float(bool(r.tests) and r.tests[0].passed)) for r in rs] for t, rs in per_task.items()
     }
     assert n_at_k(first_test, 1, 4).value == 1.0
 

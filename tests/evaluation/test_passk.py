@@ -66,9 +66,7 @@ def test_pass_at_k_larger_than_some_n_is_undefined() -> None:
     assert r["pass@3"].value == pytest.approx(2 / 3, abs=1e-12)
     five = r["pass@5"]
     assert five.value is None and five.n_tasks == 3
-    assert five.reason == (
-        "pass@5 not defined: 2 of 3 tasks have fewer than 5 samples (e.g. 'b' has 3)"
-    )
+    assert five.reason == ("pass@5 not defined: 2 of 3 tasks have fewer than 5 samples (e.g. 'b' has 3)")
     assert five.to_dict() == {"value": None, "n_tasks": 3, "reason": five.reason}
 
 

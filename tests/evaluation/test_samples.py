@@ -73,9 +73,9 @@ def _bad_id(raw: str) -> str:
         ([line(completion="x")], ":1:", 'field "task_id" is missing'),
         ([line(task_id="HumanEval/0")], ":1:", 'field "completion" or "solution" is missing'),
         (
-            [line(task_id="HumanEval/0", completion="x", solution="y")],
+            [line(task_id="HumanEval/0", completion="x", solution=5)],
             ":1:",
-            'fields "completion" and "solution" both given',
+            'field "solution" must be a string',
         ),
         ([line(task_id=["a"], completion="x")], ":1:", 'field "task_id" must be a string'),
         ([line(task_id=True, completion="x")], ":1:", 'field "task_id" must be a string, got bool'),
@@ -93,9 +93,7 @@ def _bad_id(raw: str) -> str:
         ),
     ],
 )
-def test_errors_name_file_line_and_field(
-    tmp_path: Path, lines: list[str], where: str, expected: str
-) -> None:
+def test_errors_name_file_line_and_field(tmp_path: Path, lines: list[str], where: str, expected: str) -> None:
     path = write_lines(tmp_path / "samples.jsonl", lines)
     with pytest.raises(SamplesError) as err:
         read_samples(path, TASKS)
@@ -206,3 +204,10 @@ def test_write_results_length_mismatch(tmp_path: Path) -> None:
     samples, results = _results()
     with pytest.raises(ValueError, match="2 samples but 1 results"):
         write_results(tmp_path / "r.jsonl", samples, results[:1])
+
+
+def test_solution_wins_over_completion(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text(line(task_id="HumanEval/0", completion="ignored", solution="whole program") + "\n")
+    (sample,) = read_samples(path, TASKS)
+    assert sample.program == "whole program"

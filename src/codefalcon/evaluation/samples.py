@@ -84,11 +84,11 @@ def _task_id(path: Path, number: int, record: dict[str, Any]) -> str:
 
 def _body(path: Path, number: int, record: dict[str, Any]) -> tuple[str, str]:
     """Which of "completion" / "solution" the line has, and its text."""
-    present = [k for k in ("completion", "solution") if k in record]
+    # `codefalcon generate` writes both: the raw completion for reference and the extracted
+    # whole program, which is what runs.
+    present = [k for k in ("solution", "completion") if k in record]
     if not present:
         raise SamplesError(f'{path}:{number}: field "completion" or "solution" is missing')
-    if len(present) == 2:
-        raise SamplesError(f'{path}:{number}: fields "completion" and "solution" both given')
     key = present[0]
     if not isinstance(record[key], str):
         kind = type(record[key]).__name__
@@ -161,9 +161,7 @@ def result_record(sample: Sample, result: ExecutionResult) -> dict[str, Any]:
     }
 
 
-def _write_lines(
-    f: IO[bytes], samples: Sequence[Sample], results: Sequence[ExecutionResult]
-) -> None:
+def _write_lines(f: IO[bytes], samples: Sequence[Sample], results: Sequence[ExecutionResult]) -> None:
     for sample, result in zip(samples, results, strict=True):
         f.write(json.dumps(result_record(sample, result), ensure_ascii=False).encode("utf-8"))
         f.write(b"\n")

@@ -185,14 +185,20 @@ class Executor:
         reward); evaluation runs every test. ``progress(n)`` is called as n more programs finish.
         """
         futures: list[Future[ExecutionResult]] = []
+        pending: dict[str, Future[ExecutionResult]] = {}  # identical jobs in one batch run once
         for program, tests in jobs:
-            fut: Future[ExecutionResult] = Future()
-            hit = self._cache_get(self._key(program, tests, stop_on_first_failure))
-            if hit is not None:
-                fut.set_result(hit)
-            else:
-                self._start_threads()
-                self._jobs.put((program, tests, stop_on_first_failure, fut))
+            key = self._key(program, tests, stop_on_first_failure)
+            fut = pending.get(key)
+            if fut is None:
+                fut = Future()
+                hit = self._cache_get(key)
+                if hit is not None:
+                    fut.set_result(hit)
+                else:
+                    self._start_threads()
+                    self._jobs.put((program, tests, stop_on_first_failure, fut))
+                    if self.config.cache_size:
+                        pending[key] = fut
             if progress:
                 fut.add_done_callback(lambda _f: progress(1))
             futures.append(fut)

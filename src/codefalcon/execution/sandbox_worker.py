@@ -325,7 +325,7 @@ class Rpc:
             raise program_exception(reply.get("error") or {})
         value = V.decode(reply.get("value"), lambda d: Remote(self, d))
         if describe is not None:
-            self.last_call = {"call": describe, "result": _short(value)}
+            self.last_call = (describe, value)
         return value
 
 
@@ -411,18 +411,24 @@ class Remote:
         return hash(object.__getattribute__(self, "_id"))
 
 
-def make_proxy(rpc, name, method=False):
+def make_proxy(rpc, name):
     enc = encode_arg(rpc)
 
     def proxy(*args, **kwargs):
-        shown = [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
-        describe = f"{name}({', '.join(shown)})"
-        request = {"op": "call", "name": name, "method": method, "args": enc(list(args))}
-        request["kwargs"] = enc(kwargs)
-        return rpc(request, describe=describe[:DETAIL])
+        request = {"op": "call", "name": name, "args": enc(list(args)), "kwargs": enc(kwargs)}
+        return rpc(request, describe=(name, args, kwargs))
 
     proxy.__name__ = name
     return proxy
+
+
+def describe_call(last):
+    """``f(1, [2])`` and the result's repr, built only when a test fails."""
+    if not last:
+        return None
+    (name, args, kwargs), result = last
+    shown = [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
+    return {"call": f"{name}({', '.join(shown)})"[:DETAIL], "result": _short(result)}
 
 
 def free_names(source):
@@ -470,7 +476,8 @@ def driver_main(setup, code, fn_name, req_fd, resp_fd, status_fd):
             status = {"status": "raised", "error": info}
         else:  # the test itself choked on what the program returned (e.g. None < 3)
             status = {"status": "failed", "error": _test_error(e, setup, code)}
-    status["last_call"] = rpc.last_call
+    if status["status"] != "passed":
+        status["last_call"] = describe_call(rpc.last_call)
     send(status_fd, status)
 
 

@@ -31,6 +31,12 @@ MAX_DEPTH = 64
 MAX_ITEMS = 1_000_000
 
 
+_BUILTIN_TYPES = {
+    t.__name__: t
+    for t in (int, float, str, bool, bytes, list, tuple, dict, set, frozenset, complex, type(None))
+}
+
+
 class Opaque:
     """A value the sender could not send as data (its own object, a generator, a cycle).
 
@@ -96,6 +102,8 @@ def _enc(x: Any, refs: dict[int, Any] | None, depth: int, seen: set[int], budget
         fractions.Fraction,
     ):
         return {"$": "decimal" if t is decimal.Decimal else "fraction", "v": str(x)}
+    if t is type and _BUILTIN_TYPES.get(getattr(x, "__name__", None)) is x:
+        return {"$": "type", "v": x.__name__}  # e.g. MBPP passes `int` to filter by type
     if isinstance(x, (list, tuple, dict, set, frozenset, collections.deque)):
         if id(x) in seen:
             return {"$": "cut"}
@@ -182,6 +190,8 @@ def decode(data: Any, resolve_ref: Any = None) -> Any:
         return decimal.Decimal(v)
     if tag == "fraction":
         return fractions.Fraction(v)
+    if tag == "type":
+        return _BUILTIN_TYPES[v]
     if tag == "ref":
         if resolve_ref is not None:
             return resolve_ref(data)

