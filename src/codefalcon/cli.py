@@ -183,9 +183,9 @@ def _pct(x: float | None) -> str:
 def tasks_synth(
     n: Annotated[int, typer.Option(help="Number of tasks to generate (train + test).")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same tasks.")] = 0,
-    out: Annotated[Path, typer.Option(help="Output tasks JSONL (test split goes to *_test.jsonl).")] = Path(
-        "tasks.jsonl"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Output tasks JSONL (train and test tasks, each with its split).")
+    ] = Path("tasks.jsonl"),
     test_fraction: Annotated[float, typer.Option(help="Fraction of tasks in the held-out split.")] = 0.2,
     holdout: Annotated[
         str, typer.Option(help="instance: no task instance in both splits; template: no composition.")

@@ -145,6 +145,14 @@ def test_prompt_shape_and_names(many: list[Task]) -> None:
     assert [t.task_id for t in many[:3]] == ["synth/train/0", "synth/train/1", "synth/train/2"]
 
 
+def test_exhausted_pool_repeats_with_suffixed_names() -> None:
+    tasks = generate_tasks(3, seed=0, difficulty="easy", only_templates={"sum"})
+    assert [t.entry_point for t in tasks] == ["sum_of_xs", "sum_of_xs_v2", "sum_of_xs_v3"]
+    assert all("return sum(xs)" in t.solutions[0] for t in tasks)
+    with pytest.raises(ValueError, match="no medium templates"):
+        generate_tasks(1, seed=0, only_templates={"sum"}, difficulty="medium")
+
+
 def test_hard_task_looks_like_the_spec() -> None:
     task = generate_tasks(1, seed=2, difficulty="hard")[0]
     body = task.solutions[0][len(task.prompt) :].splitlines()
@@ -154,25 +162,27 @@ def test_hard_task_looks_like_the_spec() -> None:
 
 
 def test_instance_holdout_shares_no_instance() -> None:
-    train, test = generate_splits(240, 90, seed=5, holdout="instance")
-    assert len(train) == 240 and len(test) == 90
+    train, test = generate_splits(150, 60, seed=5, holdout="instance")
+    assert len(train) == 150 and len(test) == 60
     assert {t.split for t in train} == {"train"} and {t.split for t in test} == {"test"}
     assert all(t.task_id.startswith("synth/test/") for t in test)
     assert not {t.metadata["instance"] for t in train} & {t.metadata["instance"] for t in test}
     assert all(held_out_instance(t.metadata["instance"], seed=5) for t in test)
     # the partition does not depend on the split sizes
-    assert generate_splits(10, 90, seed=5)[1] == test
+    assert generate_splits(3, 60, seed=5)[1] == test
     # templates are shared: the test split asks for new parameters of known compositions
     assert {t.metadata["template"] for t in train} & {t.metadata["template"] for t in test}
 
 
 def test_template_holdout_shares_no_template() -> None:
-    train, test = generate_splits(240, 90, seed=5, holdout="template")
+    train, test = generate_splits(150, 60, seed=5, holdout="template")
     assert not {t.metadata["template"] for t in train} & {t.metadata["template"] for t in test}
     assert {t.metadata["template"] for t in test} <= hold_out_templates(5)
-    assert Counter(t.difficulty for t in test) == {"easy": 30, "medium": 30, "hard": 30}
+    assert Counter(t.difficulty for t in test) == {"easy": 20, "medium": 20, "hard": 20}
     with pytest.raises(ValueError, match="holdout"):
         generate_splits(1, 1, seed=0, holdout="nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="share"):
+        generate_splits(1, 1, seed=0, share=0.0)
 
 
 def test_held_out_templates_use_only_ops_seen_in_train() -> None:
@@ -196,7 +206,9 @@ def test_chain_rules_and_instance_checks() -> None:
     assert not chain_ok((by_id["add_values"], by_id["invert"]))  # invert needs distinct values
     assert instance_ok('filter_even|add_k|sum#[{}, {"k": 3}, {}]')
     assert not instance_ok("sort|is_sorted#[{}, {}]")  # always True
-    assert not instance_ok("negate|abs_n#[{}, {}]")  # negating changes nothing after abs
+    assert not instance_ok("negate|abs_n#[{}, {}]")  # abs undoes the negation
+    # any separator gives the same count
+    assert not instance_ok('join_words|count_vowels#[{"sep": "-"}, {}]')
 
 
 def test_templates_per_difficulty() -> None:

@@ -172,5 +172,6 @@ def _write(raw: BinaryIO, data: bytes, zipped: bool) -> None:
     if not zipped:
         raw.write(data)
         return
-    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as stream:  # mtime=0: same bytes each time
+    # No name or time in the header: the same tasks always give the same bytes.
+    with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as stream:
         stream.write(data)

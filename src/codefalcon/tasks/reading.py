@@ -50,7 +50,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[dict[str, Any], Where]]:
                 continue
             where = Where(path, number)
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip())  # so columns count within the line
             except json.JSONDecodeError as error:
                 raise where.error(None, f"invalid JSON ({error.msg}, column {error.colno})") from None
             if not isinstance(row, dict):

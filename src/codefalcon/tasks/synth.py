@@ -169,7 +169,8 @@ def instance_ok(key: str) -> bool:
 
     Checked on inputs drawn from a generator seeded by the key, so the answer depends on the
     instance alone. Rejected: outputs that do not JSON round-trip, fewer than 3 distinct outputs
-    (2 for ``bool``), and steps that can be dropped without changing any output.
+    (2 for ``bool``), steps that can be dropped without changing any output, and parameters
+    whose value changes no output.
     """
     inst = Instance.from_key(key)
     inputs = list(_instance_inputs(key))
@@ -184,8 +185,23 @@ def instance_ok(key: str) -> bool:
             droppable = len(inst.ops) > 1 and op.in_type == op.out_type
             if droppable and _run(inst.without(i).function(), inputs) == outputs:
                 return False
+        return all(_params_matter(inst, i, inputs, outputs) for i in range(len(inst.ops)))
     except Exception:  # a chain that crashes on some input is not a task
         return False
+
+
+def _params_matter(inst: Instance, i: int, inputs: list[Any], outputs: list[Any]) -> bool:
+    """Whether each parameter of step ``i`` changes some output when given another value.
+
+    Catches steps that are needed for their type but not for their meaning, such as joining
+    words with '-' before counting vowels (any separator gives the same count).
+    """
+    for name, values in inst.ops[i].params:
+        others = [v for v in values if v != inst.params[i][name]][:2]
+        variants = [{**inst.params[i], name: v} for v in others]
+        rest = [(*inst.params[:i], p, *inst.params[i + 1 :]) for p in variants]
+        if all(_run(Instance(inst.ops, ps).function(), inputs) == outputs for ps in rest):
+            return False
     return True
 
 
@@ -356,6 +372,7 @@ def generate_tasks(
     return tasks
 
 
+@functools.cache
 def hold_out_templates(seed: int, share: float = 0.2) -> frozenset[str]:
     """About ``share`` of the templates of each level, for ``holdout="template"``.
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import itertools
 import random
-import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -395,8 +394,3 @@ def draw_input(arg_type: str, rng: random.Random) -> Any:
 def draw_params(op: Op, rng: random.Random) -> dict[str, Any]:
     """Values for ``op``'s parameters, each uniform over its range."""
     return {name: rng.choice(values) for name, values in op.params}
-
-
-def is_identifier_part(text: str) -> bool:
-    """Whether ``text`` can be part of a Python function name (name fragments are checked)."""
-    return bool(text) and all(ch in string.ascii_letters + string.digits + "_" for ch in text)
