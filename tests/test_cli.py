@@ -17,8 +17,19 @@ def _evaluate(*args: str):
 
 def test_evaluate_apps_canonical_json_summary(shared_data, tmp_path):
     out = tmp_path / "res.jsonl"
-    result = _evaluate("--benchmark", "apps", "--data", str(shared_data / "apps-samples"),
-                       "--samples", "canonical", "--k", "1,10", "--out", str(out), "--json")
+    result = _evaluate(
+        "--benchmark",
+        "apps",
+        "--data",
+        str(shared_data / "apps-samples"),
+        "--samples",
+        "canonical",
+        "--k",
+        "1,10",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["n_tasks"] == 5 and summary["n_samples"] == 5
@@ -37,8 +48,17 @@ def test_evaluate_mbpp_samples_in_file_order(shared_data, tmp_path):
         {"task_id": "Mbpp/11", "solution": "def remove_Occ(s, ch)\n"},
     ]
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = _evaluate("--benchmark", "mbpp", "--data", str(shared_data / "mbpp.jsonl"),
-                       "--samples", str(samples), "--k", "1", "--json")
+    result = _evaluate(
+        "--benchmark",
+        "mbpp",
+        "--data",
+        str(shared_data / "mbpp.jsonl"),
+        "--samples",
+        str(samples),
+        "--k",
+        "1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     out = [json.loads(x) for x in (tmp_path / "s_results.jsonl").read_text().splitlines()]
     assert [x["task_id"] for x in out] == ["Mbpp/11", "Mbpp/12", "Mbpp/11"]

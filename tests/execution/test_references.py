@@ -43,7 +43,9 @@ def test_humaneval_flipped_comparison_is_a_wrong_answer(executor):
 def test_apps_samples_pass(shared_data, executor):
     tasks = load_apps(shared_data / "apps-samples")
     results = executor.run_batch([(t.runnable(t.solutions[0]), t.tests) for t in tasks])
-    assert all(r.passed for r in results), [(t.task_id, r.first_failure) for t, r in zip(tasks, results, strict=True)]
+    assert all(r.passed for r in results), [
+        (t.task_id, r.first_failure) for t, r in zip(tasks, results, strict=True)
+    ]
 
 
 @pytest.mark.slow
