@@ -148,11 +148,10 @@ def _print_summary(summary: dict[str, Any], results_path: Path) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, est in summary["pass_at_k"].items():
-        value = "n/a" if est["value"] is None else f"{100 * est['value']:.2f}%"
-        table.add_row(name, value if est["value"] is not None else f"n/a ({est['reason']})")
+        table.add_row(name, _pct(est["value"]) if est["value"] is not None else f"n/a ({est['reason']})")
     if summary.get("strict_accuracy") is not None:
-        table.add_row("strict accuracy", f"{100 * summary['strict_accuracy']:.2f}%")
-        table.add_row("avg test pass rate", f"{100 * summary['avg_pass_rate']:.2f}%")
+        table.add_row("strict accuracy", _pct(summary["strict_accuracy"]))
+        table.add_row("avg test pass rate", _pct(summary["avg_pass_rate"]))
     for verdict, n in summary["verdicts"].items():
         if n:
             table.add_row(f"verdict: {verdict}", str(n))

@@ -28,6 +28,7 @@ from codefalcon.execution.judge import judge_test, load_failure_verdict
 from codefalcon.execution.result import ExecutionResult, TestResult, Verdict, overall_verdict
 from codefalcon.execution.sandbox import SandboxPlan, plan_sandbox
 from codefalcon.execution.sandbox_worker import Timeout, recv, send
+from codefalcon.execution.values import encode
 from codefalcon.tasks.record import TestStyle, TestSuite
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,11 @@ class Executor:
         self.config = config or ExecutorConfig()
         if self.config.compare not in ("exact", "tokens", "apps"):
             raise ValueError(f"compare must be 'exact', 'tokens' or 'apps', not {self.config.compare!r}")
+        self._config_fields = asdict(self.config)  # frozen: part of every cache key
         self.plan = plan_sandbox(self.config.sandbox, self.config.python, self.config.limits())
-        self._jobs: queue.Queue[tuple[str, TestSuite, bool, Future[ExecutionResult]] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, str, TestSuite, bool, Future[ExecutionResult]] | None] = (
+            queue.Queue()
+        )
         self._threads: list[threading.Thread] = []
         self._cache: OrderedDict[str, ExecutionResult] = OrderedDict()
         self._lock = threading.Lock()
@@ -196,7 +200,7 @@ class Executor:
                     fut.set_result(hit)
                 else:
                     self._start_threads()
-                    self._jobs.put((program, tests, stop_on_first_failure, fut))
+                    self._jobs.put((key, program, tests, stop_on_first_failure, fut))
                     if self.config.cache_size:
                         pending[key] = fut
             if progress:
@@ -220,13 +224,13 @@ class Executor:
             item = self._jobs.get()
             if item is None:
                 break
-            program, tests, stop, fut = item
+            key, program, tests, stop, fut = item
             try:
                 result, worker = self._run_in_slot(worker, program, tests, stop)
             except Exception as e:  # the harness itself failed: surface it, never guess a verdict
                 fut.set_exception(e)
             else:
-                self._cache_put(self._key(program, tests, stop), result)
+                self._cache_put(key, result)
                 fut.set_result(result)
         if worker is not None:
             worker.close()
@@ -240,7 +244,7 @@ class Executor:
                 tests.setup,
                 [[c.input, c.expected, c.code] for c in tests.cases],
                 stop,
-                asdict(self.config),
+                self._config_fields,
             ],
             default=repr,
             sort_keys=True,
@@ -290,12 +294,12 @@ class Executor:
         ), None
 
     def _all_tests(
-        self, tests: TestSuite, verdict: Verdict, stop: bool, info: dict[str, Any]
+        self, tests: TestSuite, verdict: Verdict, stop: bool, info: dict[str, Any], seconds: float = 0.0
     ) -> ExecutionResult:
         n = len(tests.cases)
         shown = 1 if stop and n else n
         results = tuple(TestResult(index=i, verdict=verdict, **info) for i in range(shown))
-        return ExecutionResult(overall_verdict(results, n) if results else verdict, results, n)
+        return ExecutionResult(overall_verdict(results, n) if results else verdict, results, n, seconds)
 
     def _run_program(
         self, worker: WorkerProcess, program: str, tests: TestSuite, stop: bool
@@ -321,8 +325,9 @@ class Executor:
             if loaded.get("kind") == "timeout":
                 info["message"] = "time limit exceeded while loading the program"
             worker.request({"op": "end"}, 10.0)
-            result = self._all_tests(tests, load_failure_verdict(loaded), stop, info)
-            return ExecutionResult(result.verdict, result.tests, result.n_tests, time.monotonic() - started)
+            return self._all_tests(
+                tests, load_failure_verdict(loaded), stop, info, time.monotonic() - started
+            )
         out: list[TestResult] = []
         for i, case in enumerate(tests.cases):
             obs = worker.request(self._run_message(tests, i), cfg.timeout)
@@ -350,8 +355,6 @@ class Executor:
             msg["input"] = text
             msg["max_output"] = max(self.config.max_output_bytes, 2 * len(str(case.expected)) + 1024)
         elif tests.style is TestStyle.CALL:
-            from codefalcon.execution.values import encode
-
             msg["input"] = encode(list(case.input or []))
             msg["fn_name"] = tests.fn_name
             msg["method"] = False
