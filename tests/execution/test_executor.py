@@ -144,3 +144,34 @@ def test_batch_keeps_order_and_cache_hits():
         assert sum(seen) == 10
         again = ex.run_batch(jobs[:2])
         assert all(r.cached for r in again) and [r.passed for r in again] == [False, True]
+
+
+def test_protocol_stays_in_step_across_early_stops_and_load_failures(executor):
+    # Every way a job can end early (load failure, first failure in a reward run, a timeout
+    # mid-batch) must leave the worker ready for the next program, in one batch on few workers.
+    many_calls = call_suite(*[([i, 1], i + 1) for i in range(6)])
+    many_asserts = assert_suite(*[f"assert add({i}, 1) == {i + 1}" for i in range(6)])
+    flaky = "def add(a, b):\n    while a == 2:\n        pass\n    return a + b\n"
+    jobs = [
+        ("def add(a, b)\n", many_calls),
+        (SUB, many_calls),
+        (SUB, many_asserts),
+        ("raise ValueError\n", many_asserts),
+        (flaky, many_calls),
+        (ADD, many_calls),
+        (ADD, many_asserts),
+    ] * 2
+    for stop in (True, False):
+        results = executor.run_batch(jobs, stop_on_first_failure=stop)
+        assert [r.passed for r in results] == [False] * 5 + [True] * 2 + [False] * 5 + [True] * 2
+        assert all(r.verdict is not Verdict.INFRASTRUCTURE_ERROR for r in results)
+        # The flaky program passes two tests, then times out on the third.
+        assert [len(r.tests) for r in results[:5]] == ([1, 1, 1, 1, 3] if stop else [6] * 5)
+
+
+def test_large_inputs_and_outputs_do_not_deadlock_the_pipes(executor):
+    # More than a pipe's capacity both ways: requests and answers must interleave.
+    big = "x" * 300_000
+    suite = stdio_suite(*[(f"{big}{i}\n", f"{big}{i}\n") for i in range(4)])
+    result = executor.run("print(input())\n", suite)
+    assert result.passed, result.verdict

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import queue
+import select
 import shutil
 import subprocess
 import threading
@@ -22,16 +24,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 from codefalcon.execution.judge import judge_test, load_failure_verdict
 from codefalcon.execution.result import ExecutionResult, TestResult, Verdict, overall_verdict
 from codefalcon.execution.sandbox import SandboxPlan, plan_sandbox
-from codefalcon.execution.sandbox_worker import Timeout, recv, send
+from codefalcon.execution.sandbox_worker import frame, free_names
 from codefalcon.execution.values import encode
 from codefalcon.tasks.record import TestStyle, TestSuite
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,16 @@ class WorkerDied(Exception):
     """The worker process stopped answering (crashed, killed, or hung)."""
 
 
+GRACE = 10.0
+"""Seconds the parent waits beyond the worker's own limits before declaring the worker stuck."""
+
+
 class WorkerProcess:
-    """One long-lived sandbox worker and the pipe protocol to it."""
+    """One long-lived sandbox worker and the pipe protocol to it.
+
+    Writes never block: while a large request does not fit in the pipe, answers are read into a
+    buffer, so parent and worker can never wait on each other with both pipes full.
+    """
 
     def __init__(self, plan: SandboxPlan) -> None:
         self.plan = plan
@@ -100,26 +113,60 @@ class WorkerProcess:
             bufsize=0,
             close_fds=True,
         )
-        hello = self._recv(30.0)
+        self._to, self._from = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        os.set_blocking(self._to, False)
+        self._buf = bytearray()
+        hello = self.recv(30.0)
         if not hello.get("ready"):
             raise WorkerDied(f"worker did not start: {hello}")
 
-    def _recv(self, seconds: float) -> dict[str, Any]:
-        try:
-            msg = recv(self.proc.stdout.fileno(), time.monotonic() + seconds)
-        except (Timeout, OSError, ValueError) as e:
-            raise WorkerDied(f"no answer from worker: {type(e).__name__}") from None
-        if msg is None:
-            raise WorkerDied("worker exited")
-        return msg
+    def recv(self, seconds: float) -> dict[str, Any]:
+        """The next message, waiting at most ``seconds`` for it."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if len(self._buf) >= 4:
+                size = int.from_bytes(self._buf[:4], "big")
+                if size > MAX_MESSAGE:
+                    raise WorkerDied("oversized message from worker")
+                if len(self._buf) >= 4 + size:
+                    body = bytes(self._buf[4 : 4 + size])
+                    del self._buf[: 4 + size]
+                    try:
+                        return json.loads(body)
+                    except ValueError as e:
+                        raise WorkerDied(f"garbled message from worker: {e}") from None
+            self._wait(deadline, write=False)
 
-    def request(self, msg: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def send(self, data: bytes, seconds: float = GRACE) -> None:
+        view = memoryview(data)
+        deadline = time.monotonic() + seconds
+        while view:
+            try:
+                view = view[os.write(self._to, view) :]
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                raise WorkerDied(f"cannot write to worker: {e}") from None
+            if view:
+                self._wait(deadline, write=True)
+
+    def _wait(self, deadline: float, *, write: bool) -> None:
+        """Wait until the worker has written (buffer it) or, if ``write``, can take more."""
+        left = deadline - time.monotonic()
         try:
-            send(self.proc.stdin.fileno(), msg)
-        except OSError as e:
-            raise WorkerDied(f"cannot write to worker: {e}") from None
-        # The worker enforces the real limit; this grace covers a worker that is itself stuck.
-        return self._recv(seconds + 10.0)
+            readable, writable, _ = select.select([self._from], [self._to] if write else [], [], max(left, 0))
+        except (OSError, ValueError) as e:
+            raise WorkerDied(f"worker pipe failed: {e}") from None
+        if readable:
+            try:
+                chunk = os.read(self._from, 1 << 16)
+            except OSError as e:
+                raise WorkerDied(f"cannot read from worker: {e}") from None
+            if not chunk:
+                raise WorkerDied("worker exited")
+            self._buf += chunk
+        elif not writable:
+            raise WorkerDied("no answer from worker")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -191,7 +238,8 @@ class Executor:
         futures: list[Future[ExecutionResult]] = []
         pending: dict[str, Future[ExecutionResult]] = {}  # identical jobs in one batch run once
         for program, tests in jobs:
-            key = self._key(program, tests, stop_on_first_failure)
+            # Hashing every job costs as much as a small program's run: only with a cache.
+            key = self._key(program, tests, stop_on_first_failure) if self.config.cache_size else ""
             fut = pending.get(key)
             if fut is None:
                 fut = Future()
@@ -304,48 +352,67 @@ class Executor:
     def _run_program(
         self, worker: WorkerProcess, program: str, tests: TestSuite, stop: bool
     ) -> ExecutionResult:
-        cfg = self.config
-        started = time.monotonic()
-        loaded = worker.request(
-            {
-                "op": "load",
-                "mode": tests.style.value,
-                "program": program,
-                "timeout": cfg.load_timeout,
-            },
-            cfg.load_timeout,
-        )
-        if not loaded.get("ok"):
-            error = loaded.get("error") or {}
-            info = {
-                "error_type": error.get("type"),
-                "message": (error.get("message") or "")[: cfg.detail_chars] or None,
-                "line": error.get("line"),
-            }
-            if loaded.get("kind") == "timeout":
-                info["message"] = "time limit exceeded while loading the program"
-            worker.request({"op": "end"}, 10.0)
-            return self._all_tests(
-                tests, load_failure_verdict(loaded), stop, info, time.monotonic() - started
-            )
+        """One job on the worker: the header and tests go out in one write, answers stream back.
+
+        Only a reward run of call or stdio tests (where the worker cannot tell a wrong answer)
+        sends one test at a time, so the program stops at its first failure.
+        """
+        cfg, n, started = self.config, len(tests.cases), time.monotonic()
+        step = 1 if stop and tests.style is not TestStyle.ASSERT else max(n, 1)
+        header = {
+            "op": "job",
+            "mode": tests.style.value,
+            "program": program,
+            "load_timeout": cfg.load_timeout,
+            "n": n,
+            "stop": stop,
+        }
         out: list[TestResult] = []
-        for i, case in enumerate(tests.cases):
-            obs = worker.request(self._run_message(tests, i), cfg.timeout)
-            res = judge_test(
-                i,
-                tests.style,
-                case,
-                obs,
-                compare=cfg.compare,
-                tol=cfg.float_tol,
-                detail=cfg.detail_chars,
-            )
-            out.append(res)
-            if stop and not res.passed:
+        sent, loaded, messages = 0, None, [header]
+        while True:
+            batch = range(sent, min(n, sent + step))
+            messages += [self._run_message(tests, i) for i in batch]
+            worker.send(b"".join(map(frame, messages)))
+            sent, messages = batch.stop, []
+            if loaded is None:
+                loaded = worker.recv(cfg.load_timeout + GRACE)
+            answers = [worker.recv(cfg.timeout + cfg.load_timeout + GRACE) for _ in batch]
+            if not loaded.get("ok"):
                 break
-        worker.request({"op": "end"}, 10.0)
-        verdict = overall_verdict(out, len(tests.cases))
-        return ExecutionResult(verdict, tuple(out), len(tests.cases), time.monotonic() - started)
+            for i, obs in zip(batch, answers, strict=True):
+                if obs.get("status") == "skipped":
+                    break
+                out.append(self._judge(i, tests, obs))
+                if stop and not out[-1].passed:
+                    break
+            if sent >= n or (stop and out and not out[-1].passed):
+                break
+        if sent < n:
+            worker.send(frame({"op": "end"}))
+        seconds = time.monotonic() - started
+        if not loaded.get("ok"):
+            return self._load_failure(tests, loaded, stop, seconds)
+        return ExecutionResult(overall_verdict(out, n), tuple(out), n, seconds)
+
+    def _judge(self, i: int, tests: TestSuite, obs: dict[str, Any]) -> TestResult:
+        cfg = self.config
+        case = tests.cases[i]
+        return judge_test(
+            i, tests.style, case, obs, compare=cfg.compare, tol=cfg.float_tol, detail=cfg.detail_chars
+        )
+
+    def _load_failure(
+        self, tests: TestSuite, loaded: dict[str, Any], stop: bool, seconds: float
+    ) -> ExecutionResult:
+        error = loaded.get("error") or {}
+        info = {
+            "error_type": error.get("type"),
+            "message": (error.get("message") or "")[: self.config.detail_chars] or None,
+            "line": error.get("line"),
+        }
+        if loaded.get("kind") == "timeout":
+            info["message"] = "time limit exceeded while loading the program"
+        return self._all_tests(tests, load_failure_verdict(loaded), stop, info, seconds)
 
     def _run_message(self, tests: TestSuite, i: int) -> dict[str, Any]:
         case = tests.cases[i]
@@ -360,4 +427,17 @@ class Executor:
             msg["method"] = False
         else:
             msg.update(code=case.code, setup=tests.setup, fn_name=tests.fn_name)
+            msg["names"] = _test_names(tests.setup or "", case.code or "")
         return msg
+
+
+@lru_cache(maxsize=4096)
+def _test_names(setup: str, code: str) -> list[str] | None:
+    """Free names of a test (parsed once per distinct test, here rather than in every driver).
+
+    None when it does not parse: the driver then reports that as a harness limit.
+    """
+    try:
+        return sorted(free_names(setup) | free_names(code))
+    except SyntaxError:
+        return None

@@ -8,9 +8,11 @@ values that never enter the sandbox.
 
 Processes, per worker (one long-lived worker per core, forked children per program):
 
-- the **worker** (this loop): reads length-prefixed JSON requests on fd 0, answers on fd 1. It is
-  a child subreaper and not dumpable, so programs can neither escape its process tree nor read
-  its memory.
+- the **worker** (this loop): reads length-prefixed JSON requests on fd 0, answers on fd 1. A
+  program is one ``job``: a header with the program, then its test messages, written by the
+  parent in one burst; the worker answers the load and then each test as it finishes (see
+  `Worker.run_job`). It is a child subreaper and not dumpable, so programs can neither escape
+  its process tree nor read its memory.
 - the **host** (call and assert styles): forked once per program, loads the program and serves
   calls to its functions. It never holds test code or expected values.
 - the **driver** (assert style): forked per test; runs the trusted test code, whose calls to
@@ -27,6 +29,7 @@ leftover descendant of the worker.
 import ast
 import builtins
 import ctypes
+import gc
 import io
 import json
 import os
@@ -58,11 +61,20 @@ class Timeout(Exception):
 # --------------------------------------------------------------------------- framing
 
 
-def send(fd, obj):
+def frame(obj):
+    """One length-prefixed JSON message, as bytes (several may go out in one write)."""
     data = json.dumps(obj, default=repr).encode()
-    view = memoryview(struct.pack(">I", len(data)) + data)
+    return struct.pack(">I", len(data)) + data
+
+
+def write_all(fd, data):
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def send(fd, obj):
+    write_all(fd, frame(obj))
 
 
 def _read_exact(fd, n, deadline):
@@ -135,9 +147,7 @@ def enter_sandbox(limits, scratch, fds):
         os.dup2(src, target)
     keep = max([2, *moved]) + 1
     os.closerange(keep, 1 << 16)
-    os.chdir(scratch)
-    os.environ.clear()
-    os.environ.update(PATH="/usr/bin:/bin", HOME=scratch, TMPDIR=scratch, LANG="C.UTF-8")
+    os.chdir(scratch)  # the environment was set once, by `scrub_environment`
     mem = limits["memory_mb"] << 20
     for rlim, value in (
         (resource.RLIMIT_AS, mem),
@@ -155,6 +165,16 @@ def enter_sandbox(limits, scratch, fds):
         os.setgroups([])
         os.setgid(limits["drop_uid"])
         os.setuid(limits["drop_uid"])
+
+
+def scrub_environment(scratch):
+    """Leave only a minimal environment, once: every child inherits it.
+
+    Editing ``os.environ`` in each forked child costs more CPU than the fork itself, which is
+    why every program of a worker gets the same scratch path (emptied between programs).
+    """
+    os.environ.clear()
+    os.environ.update(PATH="/usr/bin:/bin", HOME=scratch, TMPDIR=scratch, LANG="C.UTF-8")
 
 
 def children_of(pid):
@@ -448,16 +468,21 @@ def free_names(source):
     return used - defined - set(dir(builtins))
 
 
-def driver_main(setup, code, fn_name, req_fd, resp_fd, status_fd):
-    """Run one assert-style test against the program host; report one status message."""
+def driver_main(setup, code, fn_name, names, req_fd, resp_fd, status_fd):
+    """Run one assert-style test against the program host; report one status message.
+
+    ``names``: the test's free names, computed (and cached) by the trusted parent; None makes
+    the driver parse the test itself.
+    """
     rpc = Rpc(req_fd, resp_fd)
     ns = {"__name__": "__test__", "__builtins__": builtins}
     status = {"status": "passed"}
     try:
-        try:
-            names = free_names(setup) | free_names(code)
-        except SyntaxError as e:
-            raise HarnessLimit(f"test code does not parse: {e}") from None
+        if names is None:
+            try:
+                names = free_names(setup) | free_names(code)
+            except SyntaxError as e:
+                raise HarnessLimit(f"test code does not parse: {e}") from None
         for name in names:
             ns[name] = make_proxy(rpc, name)
         exec(compile(setup, "<setup>", "exec"), ns)
@@ -533,6 +558,7 @@ class Worker:
         self.limits = config["limits"]
         self.tmp = config.get("tmp", "/tmp")
         self.job = 0
+        self.scratch_path = os.path.join(self.tmp, f"cf-{os.getpid()}")
         self.mode = self.program = self.scratch = None
         self.host = None  # (pid, req_w, resp_r)
         self.restarted = None
@@ -602,15 +628,41 @@ class Worker:
 
     # -- requests
 
+    def run_job(self, header):
+        """One program and its tests: one reply for the load, then one per test message.
+
+        The parent writes the header and a burst of test messages at once. Each test message is
+        read from the pipe only when its turn comes, after any restart of the host, so a host
+        never shares memory with test code; each observation is sent before the next read for
+        the same reason. Tests after a load failure, or after a definite failure when the
+        header says ``stop``, are answered ``skipped`` without running. The job ends after
+        ``n`` test messages or at an ``end`` message (the parent stopping early).
+        """
+        loaded = guarded(self.load, header, load=True)
+        send(1, loaded)
+        live, left = bool(loaded.get("ok")), header["n"]
+        while left > 0:
+            if live:
+                self.prepare()
+            msg = recv(0)
+            if msg is None or msg.get("op") != "run":
+                break
+            left -= 1
+            reply = guarded(self.run, msg) if live else {"status": "skipped"}
+            del msg
+            send(1, reply)
+            if header.get("stop") and not maybe_passed(reply):
+                live = False
+            del reply
+        self.end()
+
     def load(self, msg):
         self.end()
         self.job += 1
         self.mode, self.program = msg["mode"], msg["program"]
-        self.scratch = os.path.join(self.tmp, f"cf-{os.getpid()}-{self.job}")
-        os.mkdir(self.scratch, 0o777)
-        os.chmod(self.scratch, 0o777)
-        self.load_timeout = msg["timeout"]
-        deadline = time.monotonic() + msg["timeout"]
+        self.scratch = self.fresh_scratch()
+        self.load_timeout = msg["load_timeout"]
+        deadline = time.monotonic() + self.load_timeout
         if self.mode == "stdio":
             return self.check_compiles(deadline)
         return self.start_host(deadline)
@@ -624,6 +676,16 @@ class Worker:
         self.restarted = None
         if self.mode in ("call", "assert") and self.host is None and self.scratch:
             self.restarted = self.start_host(time.monotonic() + self.load_timeout)
+
+    def fresh_scratch(self):
+        """An empty folder at the worker's fixed scratch path (where the environment points)."""
+        path = self.scratch_path
+        if os.path.lexists(path):
+            # Whatever the last program made that rmtree could not remove is moved out of the way.
+            os.rename(path, f"{path}-left-{self.job}")
+        os.mkdir(path, 0o777)
+        os.chmod(path, 0o777)
+        return path
 
     def check_compiles(self, deadline):
         r, w = os.pipe()
@@ -689,9 +751,10 @@ class Worker:
         _pid, req_w, resp_r = self.host
         status_r, status_w = os.pipe()
         setup, code, fn_name = msg.get("setup", ""), msg["code"], msg.get("fn_name")
+        names = msg.get("names")
         driver = self.fork(
             {3: req_w, 4: resp_r, 5: status_w},
-            lambda: driver_main(setup, code, fn_name, 3, 4, 5),
+            lambda: driver_main(setup, code, fn_name, names, 3, 4, 5),
         )
         os.close(status_w)
         try:
@@ -770,40 +833,40 @@ class Worker:
             self.scratch = None
 
 
+def guarded(step, msg, load=False):
+    """``step(msg)``, or a harness error: a bug of ours is reported, never hidden as a verdict."""
+    try:
+        return step(msg)
+    except Exception as e:
+        error = {"type": type(e).__name__, "message": traceback.format_exc()[-DETAIL:]}
+        if load:
+            return {"ok": False, "kind": "harness_error", "error": error}
+        return {"status": "harness_error", "error": error}
+
+
+def maybe_passed(obs):
+    """Whether an observation might be a pass (only the parent can tell a wrong answer)."""
+    status = obs.get("status")
+    return status in ("passed", "returned", "ok") or (status == "died" and obs.get("exit_code") == 0)
+
+
 def main():
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     config = json.loads(sys.argv[1])
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     worker = Worker(config)
+    scrub_environment(worker.scratch_path)
+    gc.freeze()  # forked children then never scan (and copy) the worker's objects in a collection
     send(1, {"ready": True, "uid": os.getuid(), "pid": os.getpid(), "python": sys.version})
     while True:
         msg = recv(0)
         if msg is None:
             break
-        op = msg.get("op")
-        try:
-            if op == "load":
-                reply = worker.load(msg)
-            elif op == "run":
-                reply = worker.run(msg)
-            elif op == "end":
-                worker.end()
-                reply = {"ok": True}
-            else:
-                reply = {"error": f"unknown op {op!r}"}
-        except Exception as e:  # a harness bug: report it, never hide it as a program failure
-            reply = {
-                "status": "harness_error",
-                "ok": False,
-                "kind": "harness_error",
-                "error": {"type": type(e).__name__, "message": traceback.format_exc()[-DETAIL:]},
-            }
+        # Anything but a job header (e.g. the "end" of a job that already ended) is ignored.
+        if msg.get("op") == "job":
+            worker.run_job(msg)
         del msg
-        send(1, reply)
-        del reply
-        if op == "run":
-            worker.prepare()
     worker.end()
 
 

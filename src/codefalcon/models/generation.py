@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
@@ -147,15 +147,8 @@ class HFBackend:
         return [[results[(i, first_sample + j)] for j in range(n)] for i in range(len(prompts))]
 
     def _encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
-        """Token ids of a prompt, cut from the left if prompt + budget exceed the context.
-
-        Special tokens (BOS) are added unless the text already starts with the BOS token, as a
-        rendered chat template may.
-        """
-        tokenizer = self.policy.tokenizer
-        bos = tokenizer.bos_token
-        add_special = not (bos and prompt.startswith(bos))
-        ids = tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+        """Token ids of a prompt, cut from the left if prompt + budget exceed the context."""
+        ids = encode_prompt(self.policy.tokenizer, prompt)
         limit = self.policy.max_positions
         if limit is None:
             return ids, False
@@ -228,6 +221,17 @@ class HFBackend:
         text, stopped = truncate_at_stop(text, stops)
         reason = FinishReason.STOP if end is not None or stopped else FinishReason.LENGTH
         return Completion(text, tuple(kept), reason, truncated)
+
+
+def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    """Token ids of a prompt exactly as generation sees it (training must match this).
+
+    Special tokens (BOS) are added unless the text already starts with the BOS token, as a
+    rendered chat template may.
+    """
+    bos = tokenizer.bos_token
+    add_special = not (bos and prompt.startswith(bos))
+    return list(tokenizer(prompt, add_special_tokens=add_special)["input_ids"])
 
 
 def _as_list(value: int | list[int] | None) -> list[int]:

@@ -1,0 +1,36 @@
+"""The `codefalcon` command.
+
+Every subcommand is a thin shell over library functions: parse options, call, print. Heavy
+imports (torch, transformers) happen inside the commands that need them, so `--help` is instant.
+One module per group of commands; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from codefalcon.cli import evaluate, models, training
+from codefalcon.cli import tasks as tasks_cli
+
+app = typer.Typer(
+    name="codefalcon",
+    help="Make code-generating language models better with execution feedback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(evaluate.evaluate)
+app.command()(models.generate)
+app.command()(training.sft)
+app.add_typer(tasks_cli.app, name="tasks")
+app.add_typer(models.app, name="model")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,46 @@
+"""What every command shares: the error exit, option parsers, progress bars, number formats."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Any
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+
+
+class Benchmark(str, Enum):
+    humaneval = "humaneval"
+    mbpp = "mbpp"
+    apps = "apps"
+    jsonl = "jsonl"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as an error and return the exit (code 2) for the caller to raise."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"1,10,100"`` -> ``[1, 10, 100]`` (sorted, unique, positive)."""
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise fail(f"--k must be a comma-separated list of integers, got {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise fail(f"--k values must be positive integers, got {text!r}")
+    return ks
+
+
+def progress(total: int, description: str, unit: str = "prog") -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+def pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"

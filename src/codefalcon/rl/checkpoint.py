@@ -1,0 +1,137 @@
+"""Checkpoints that resume exactly: weights, optimiser, scheduler, RNG, step and data position.
+
+Layout under a run's ``checkpoints/`` folder, one folder per optimiser step::
+
+    step-000120/
+        model/        save_pretrained output (a full model with its tokenizer, or a peft adapter)
+        trainer.pt    optimiser and scheduler state dicts, RNG states, extra tensors
+        state.json    step, data position, anything JSON the recipe wants back
+
+A checkpoint is written into ``step-000120.tmp`` and renamed when complete, so a kill at any
+moment leaves either the previous checkpoints or the new one, never a half-written folder that
+`latest_checkpoint` would pick. Older ones beyond ``keep`` are deleted after the rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_PREFIX = "step-"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A complete checkpoint folder and what its ``state.json`` holds."""
+
+    path: Path
+    step: int
+    state: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a recipe draws from: Python's, numpy's and torch's (CPU)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def save_checkpoint(
+    root: str | Path,
+    step: int,
+    model: Any,
+    tokenizer: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: dict[str, Any],
+    *,
+    extra: dict[str, Any] | None = None,
+    keep: int = 2,
+) -> Checkpoint:
+    """Write checkpoint ``step`` under ``root`` atomically and prune to the newest ``keep``.
+
+    ``state`` must be JSON-serialisable (step counters, data position, metrics); ``extra`` holds
+    tensors or state dicts (a value head, a KL controller) saved in ``trainer.pt``.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{_PREFIX}{step:06d}"
+    tmp = root / f"{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    model.save_pretrained(tmp / "model")
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp / "model")
+    trainer = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(),
+        "extra": extra or {},
+    }
+    torch.save(trainer, tmp / "trainer.pt")
+    (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2), encoding="utf-8")
+    _fsync_tree(tmp)
+    if final.exists():  # the same step saved again (e.g. at the end of a resumed run)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old.path, ignore_errors=True)
+    return Checkpoint(final, step, {**state, "step": step})
+
+
+def list_checkpoints(root: str | Path) -> list[Checkpoint]:
+    """Complete checkpoints under ``root``, oldest first (unfinished ``.tmp`` folders ignored)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        if not path.name.startswith(_PREFIX) or path.suffix == ".tmp":
+            continue
+        state_file = path / "state.json"
+        if not state_file.is_file() or not (path / "trainer.pt").is_file():
+            continue
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+        found.append(Checkpoint(path, int(state["step"]), state))
+    return sorted(found, key=lambda c: c.step)
+
+
+def latest_checkpoint(root: str | Path) -> Checkpoint | None:
+    checkpoints = list_checkpoints(root)
+    return checkpoints[-1] if checkpoints else None
+
+
+def load_trainer_state(
+    checkpoint: Checkpoint, optimizer: torch.optim.Optimizer, scheduler: Any
+) -> dict[str, Any]:
+    """Restore optimiser, scheduler and RNG from ``checkpoint``; return its ``extra`` dict."""
+    trainer = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
+    optimizer.load_state_dict(trainer["optimizer"])
+    if scheduler is not None and trainer["scheduler"] is not None:
+        scheduler.load_state_dict(trainer["scheduler"])
+    set_rng_state(trainer["rng"])
+    return trainer["extra"]
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Push every file of ``folder`` to disk before the rename publishes it."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())

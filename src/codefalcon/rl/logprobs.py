@@ -1,0 +1,158 @@
+"""Log-probabilities of sampled tokens: from logits, and from a Hugging Face model on prompt + completion.
+
+The alignment rule of a causal LM: the logits at position t are the distribution of the token at
+position t + 1. So for input ids ``x`` (B, T) and the model's logits ``L`` (B, T, V),
+
+    log p(x[:, t] | x[:, :t]) = log_softmax(L[:, t - 1])[x[:, t]]   for t >= 1,
+
+and the first token has no prediction. `sequence_logprobs` applies this shift and returns a (B, T)
+tensor aligned with the *tokens* (entry t is the log-probability of token t). `gather_logprobs`
+does no shift: its logits must already sit at their target's position. `completion_logits` /
+`completion_logprobs` run a model on left-padded prompts plus right-padded completions and return
+values for the completion tokens only, (B, C), aligned with ``completion_ids``.
+
+All outputs are float32 (log-softmax is computed row by row in float32, so bf16 logits lose no
+precision and the (B, T, V) float32 copy is never materialised at once) and 0 at masked positions.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor, nn
+
+
+def gather_logprobs(logits: Tensor, tokens: Tensor, mask: Tensor | None = None) -> Tensor:
+    """log softmax(logits)[token] per position, with no shift: (B, T, V), (B, T) -> (B, T) float32.
+
+    Masked positions give 0, and their token ids are never read (they may be -100 or any pad id).
+    Example: logits [[[0, 0]]] (two equally likely tokens), tokens [[1]] -> [[log 0.5]] = [[-0.6931]].
+    """
+    valid = torch.ones_like(tokens, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+    safe = torch.where(valid, tokens, torch.zeros_like(tokens))
+    rows = [
+        row.float().log_softmax(dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+        for row, ids in zip(logits, safe, strict=True)
+    ]
+    logp = torch.stack(rows)
+    return torch.where(valid, logp, torch.zeros_like(logp))
+
+
+def sequence_logprobs(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+    """Per-token log p of ``labels`` given a causal LM's logits over the same sequence, (B, T).
+
+    ``logits`` (B, T, V) are the model's output for input ids ``labels`` (B, T); ``mask`` (B, T)
+    marks the tokens to score (e.g. the completion). Entry t of the result is
+    log_softmax(logits[:, t - 1])[labels[:, t]] (the logits one position *earlier*); entry 0 is always
+    0 because nothing predicts the first token. Masked entries are 0.
+    Example: labels [[a, b, c]] -> [[0, log p(b | a), log p(c | a b)]].
+    """
+    shifted = gather_logprobs(logits[:, :-1], labels[:, 1:], mask[:, 1:])
+    first = torch.zeros_like(shifted[:, :1])
+    return torch.cat([first, shifted], dim=1)
+
+
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """Entropy in nats of the softmax of each logit vector: (..., V) -> (...), float32.
+
+    H = logsumexp(l) - sum_v softmax(l)_v l_v, which stays finite when some logits are -inf.
+    Example: two equal logits -> log 2 = 0.6931.
+    """
+    logits = logits.float()
+    probs = logits.softmax(dim=-1)
+    weighted = torch.where(probs > 0, probs * logits, torch.zeros_like(logits))
+    return torch.logsumexp(logits, dim=-1) - weighted.sum(dim=-1)
+
+
+def completion_logits(
+    model: nn.Module,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    temperature: float = 1.0,
+) -> Tensor:
+    """Logits predicting each completion token, (B, C, V), divided by ``temperature``.
+
+    Entry [:, c] is the distribution the model gave completion token c (already shifted, ready for
+    `gather_logprobs` and `entropy_from_logits`). Pass the sampling temperature so the log-probs are
+    those of the distribution that was actually sampled.
+
+    Causal LMs (``model.config.is_encoder_decoder`` false): prompts (B, P) must be *left*-padded
+    (every ``prompt_mask[:, -1]`` is 1) and completions (B, C) right-padded. The model sees
+    [prompt | completion] with the joined attention mask and position ids counted from each row's
+    first real token, so a padded row gets the same numbers as the same row alone.
+    Seq2seq LMs: prompts go to the encoder (padded on either side), completions are the decoder
+    targets, fed shifted right behind the decoder start token.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (got {temperature}); greedy samples are scored at 1.0")
+    if getattr(model.config, "is_encoder_decoder", False):
+        logits = _seq2seq_logits(model, prompt_ids, prompt_mask, completion_ids)
+    else:
+        logits = _causal_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+    return logits / temperature if temperature != 1.0 else logits
+
+
+def completion_logprobs(
+    model: nn.Module,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    temperature: float = 1.0,
+) -> Tensor:
+    """log p(completion token c | prompt, earlier completion tokens), (B, C) float32; 0 at padding.
+
+    Same inputs as `completion_logits`. Gradients flow to the model unless called under no_grad
+    (as for the frozen reference and the old policy).
+    """
+    logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)
+    return gather_logprobs(logits, completion_ids, completion_mask)
+
+
+def _causal_logits(
+    model: nn.Module, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor
+) -> Tensor:
+    if prompt_ids.shape[1] == 0 or not bool(prompt_mask[:, -1].to(torch.bool).all()):
+        raise ValueError(
+            "causal prompts must be non-empty and left-padded (prompt_mask[:, -1] all 1): "
+            "the logits at the last prompt position predict the first completion token"
+        )
+    n_completion = completion_ids.shape[1]
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, P + C)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1).to(torch.long)
+    # Positions count real tokens only, as in generate(): a left-padded row must see 0, 1, ...
+    position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+    kwargs = {}
+    if _accepts(model, "logits_to_keep"):
+        kwargs["logits_to_keep"] = n_completion + 1  # positions P - 1 .. P + C - 1 only
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs
+    ).logits
+    # Position P - 1 + c predicts completion token c; the last position predicts past the end.
+    return logits[:, -(n_completion + 1) : -1]
+
+
+def _seq2seq_logits(
+    model: nn.Module, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor
+) -> Tensor:
+    start = model.config.decoder_start_token_id
+    if start is None:
+        raise ValueError("seq2seq model has no config.decoder_start_token_id to start the decoder with")
+    # Decoder input c is target c - 1 (start token first): its logits at c predict target c. Right
+    # padding needs no decoder mask, since the decoder is causal and padding comes after.
+    decoder_input_ids = torch.cat(
+        [torch.full_like(completion_ids[:, :1], start), completion_ids[:, :-1]], dim=1
+    )
+    return model(
+        input_ids=prompt_ids, attention_mask=prompt_mask.to(torch.long), decoder_input_ids=decoder_input_ids
+    ).logits
+
+
+def _accepts(model: nn.Module, name: str) -> bool:
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False

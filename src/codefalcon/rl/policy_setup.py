@@ -1,0 +1,43 @@
+"""Loading the policy a recipe trains: full weights or a LoRA adapter, fresh or from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from codefalcon.configs import StrictModel
+from codefalcon.models.loading import LoraSpec, Policy, load_policy
+
+
+class LoraOptions(StrictModel):
+    """A LoRA adapter to train (peft); the base weights stay frozen."""
+
+    r: int = Field(default=8, ge=1)
+    """Rank of the update matrices."""
+    alpha: int = Field(default=16, ge=1)
+    """The update is scaled by alpha / r."""
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    """Module names to adapt (None: peft's default for the architecture)."""
+
+    def spec(self) -> LoraSpec:
+        targets = tuple(self.target_modules) if self.target_modules else None
+        return LoraSpec(r=self.r, alpha=self.alpha, dropout=self.dropout, target_modules=targets)
+
+
+def load_trainable_policy(
+    model: str, dtype: str, lora: LoraOptions | None, checkpoint_model: Path | None
+) -> Policy:
+    """The policy to train: ``model`` itself, or its state saved in ``checkpoint_model``.
+
+    Full fine-tuning resumes from the checkpoint's saved model folder; LoRA resumes the saved
+    adapter on top of the original base ``model`` (the base never changes).
+    """
+    if lora is None:
+        policy = load_policy(checkpoint_model or model, dtype=dtype)
+        policy.model.requires_grad_(True)
+        return policy
+    if checkpoint_model is not None:
+        return load_policy(model, dtype=dtype, lora=checkpoint_model, train_adapter=True)
+    return load_policy(model, dtype=dtype, lora=lora.spec())

@@ -1,0 +1,350 @@
+"""Supervised warm-up (CodeRL's first stage): fine-tune a policy on reference solutions.
+
+The recipe, top to bottom: load the policy -> tokenize (prompt, reference answer) pairs with the
+loss on answer tokens only (`codefalcon.models.answers`) -> AdamW with warm-up and decay,
+gradient accumulation, clipping -> held-out loss every ``eval_every`` steps -> checkpoints every
+``save_every`` steps that resume exactly -> the final model in ``out_dir/final`` -> held-out
+pass@1 (greedy) with a per-difficulty table.
+
+The data order is a seeded permutation per epoch, and the checkpoint stores (epoch, offset), so
+a resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+
+from codefalcon.configs import StrictModel, dump_config
+from codefalcon.models.answers import IGNORE_INDEX, Example, encode_example
+from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.rl.metrics_log import MetricsLog
+from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
+from codefalcon.tasks.record import Task
+
+log = logging.getLogger(__name__)
+
+
+class TaskSource(StrictModel):
+    """Where tasks come from: a benchmark loader, its data path and split."""
+
+    benchmark: Literal["humaneval", "mbpp", "apps", "jsonl"]
+    """Loader to use (see `codefalcon evaluate --help`)."""
+    path: str | None = None
+    """Data file or folder; HumanEval needs none."""
+    split: str | None = "train"
+    """Split to keep (None: every task of the file)."""
+    limit: int | None = Field(default=None, ge=1)
+    """Keep only the first N tasks."""
+
+    def load(self) -> list[Task]:
+        from codefalcon.tasks.registry import load_benchmark
+
+        tasks = load_benchmark(self.benchmark, self.path, self.split)
+        return tasks[: self.limit] if self.limit else tasks
+
+
+class SFTConfig(StrictModel):
+    """Options of `codefalcon sft` (YAML keys; each can be overridden as key=value)."""
+
+    model: str
+    """Policy to fine-tune: local HF folder, .gguf file or short name (smollm2-135m)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weights dtype. On CPU keep float32 weights and use ``bf16_autocast`` for speed."""
+    lora: LoraOptions | None = None
+    """Train a LoRA adapter instead of every weight (peft)."""
+    train: list[TaskSource]
+    """Training tasks; their reference solutions are the targets."""
+    eval: TaskSource | None = None
+    """Held-out tasks for loss and final pass@1."""
+    out_dir: str = "runs/sft"
+    """Run folder: checkpoints/, final/, metrics.jsonl, eval/, config.yaml."""
+    seed: int = 0
+    max_steps: int = Field(default=1000, ge=1)
+    """Optimiser steps; the LR schedule spans exactly this many."""
+    max_minutes: float | None = Field(default=None, gt=0)
+    """Stop early (checkpointed) after this much training time; the schedule is unchanged."""
+    micro_batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=4, ge=1)
+    """Micro-batches per optimiser step; the loss is averaged over all their answer tokens."""
+    lr: float = Field(default=5e-4, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_steps: int = Field(default=50, ge=0)
+    lr_schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warm-up (to zero at ``max_steps`` for cosine and linear)."""
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    max_length: int = Field(default=512, ge=8)
+    """Longer examples (prompt + answer tokens) are dropped and counted, never cut."""
+    max_solutions_per_task: int = Field(default=1, ge=1)
+    """APPS has many references per problem; each used one is an example."""
+    bf16_autocast: bool = False
+    """Run forward/backward under CPU bfloat16 autocast (about 2x faster here)."""
+    eval_every: int = Field(default=200, ge=1)
+    eval_loss_limit: int = Field(default=200, ge=1)
+    """Held-out examples used for the periodic loss."""
+    save_every: int = Field(default=100, ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    final_eval: bool = True
+    """Greedy pass@1 on the eval tasks after training."""
+    eval_max_new_tokens: int = Field(default=256, ge=1)
+    eval_batch_size: int = Field(default=16, ge=1)
+    exec_timeout: float = Field(default=4.0, gt=0)
+    exec_workers: int = Field(default=2, ge=1)
+    tensorboard: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> SFTConfig:
+        if self.warmup_steps >= self.max_steps and self.lr_schedule != "constant":
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be below max_steps ({self.max_steps}); "
+                "lower warmup_steps or use lr_schedule: constant"
+            )
+        return self
+
+
+def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) supervised fine-tuning; returns a summary of the run."""
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    checkpoint = latest_checkpoint(out / "checkpoints")
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    policy = load_trainable_policy(
+        config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None
+    )
+    model = policy.model
+    train_examples, dropped = _examples(policy, _load_tasks(config.train), config)
+    if not train_examples:
+        raise ValueError(f"no training examples fit max_length={config.max_length} ({dropped} dropped)")
+    eval_tasks = config.eval.load() if config.eval else []
+    eval_examples = _examples(policy, eval_tasks, config)[0][: config.eval_loss_limit]
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = _scheduler(optimizer, config)
+    step, position = 0, (0, 0)
+    if checkpoint is not None:
+        load_trainer_state(checkpoint, optimizer, scheduler)
+        step, position = checkpoint.step, tuple(checkpoint.state["position"])
+        log.warning("resuming from %s (step %d)", checkpoint.path, step)
+    metrics = MetricsLog(out, checkpoint.step if checkpoint else None, config.tensorboard)
+    batches = _batches(train_examples, config, position)
+    per_step = config.micro_batch_size * config.grad_accum
+    bar = _bar(config.max_steps, step, progress)
+    started, trained_tokens = time.perf_counter(), 0
+    model.train()
+    while step < config.max_steps:
+        if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
+            log.warning("max_minutes reached at step %d", step)
+            break
+        t0 = time.perf_counter()
+        group, position = next(batches)
+        loss, n_tokens = _accumulate(model, policy.kind, group, config)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        trained_tokens += n_tokens
+        record = {
+            "loss/train": loss,
+            "optim/lr": scheduler.get_last_lr()[0],
+            "optim/grad_norm": float(grad_norm),
+            "data/answer_tokens": n_tokens,
+            "data/epoch": position[0] + position[1] / len(train_examples),
+            "time/step_seconds": time.perf_counter() - t0,
+        }
+        if eval_examples and (step % config.eval_every == 0 or step == config.max_steps):
+            record["loss/eval"] = evaluate_loss(model, policy.kind, eval_examples, config)
+        metrics.log(step, record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{trained_tokens / (time.perf_counter() - started):.0f}")
+        if step % config.save_every == 0 or step == config.max_steps:
+            _save(out, step, policy, optimizer, scheduler, position, config)
+    bar.close()
+    last = latest_checkpoint(out / "checkpoints")
+    if last is None or last.step != step:  # stopped by max_minutes between two saves
+        _save(out, step, policy, optimizer, scheduler, position, config)
+    model.eval()
+    final_dir = out / "final"
+    model.save_pretrained(final_dir)
+    policy.tokenizer.save_pretrained(final_dir)
+    metrics.close()
+    summary: dict[str, Any] = {
+        "steps": step,
+        "examples": len(train_examples),
+        "dropped_too_long": dropped,
+        "examples_per_step": per_step,
+        "final_model": str(final_dir),
+    }
+    if config.final_eval and eval_tasks:
+        summary["eval"] = _final_eval(policy, eval_tasks, out / "eval", config)
+    return summary
+
+
+def masked_token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over positions whose label is not `IGNORE_INDEX`, and their count.
+
+    ``logits``: (B, T, V) already aligned with ``labels`` (B, T) (shift causal LM outputs first).
+    Returning the sum lets gradient accumulation divide by the token count of the whole step.
+    """
+    flat = labels.reshape(-1)
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), flat, ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    return loss, int((flat != IGNORE_INDEX).sum())
+
+
+def example_loss(model: Any, kind: str, examples: Sequence[Example]) -> tuple[torch.Tensor, int]:
+    """Summed answer-token cross-entropy of a padded batch of examples, and the token count."""
+    input_ids, attention, labels = collate(examples, pad_id=0)
+    if kind == "seq2seq":
+        decoder_labels = labels.clone()
+        logits = model(input_ids=input_ids, attention_mask=attention, labels=decoder_labels).logits
+        return masked_token_cross_entropy(logits, labels)
+    logits = model(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
+    # the logits at position t predict token t + 1
+    return masked_token_cross_entropy(logits[:, :-1], labels[:, 1:])
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) input ids, attention mask and labels (seq2seq labels padded apart)."""
+    width = max(len(e.input_ids) for e in examples)
+    label_width = max(len(e.labels) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), label_width), IGNORE_INDEX, dtype=torch.long)
+    for b, e in enumerate(examples):
+        ids[b, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[b, : len(e.input_ids)] = 1
+        labels[b, : len(e.labels)] = torch.tensor(e.labels)
+    return ids, mask, labels
+
+
+@torch.no_grad()
+def evaluate_loss(model: Any, kind: str, examples: Sequence[Example], config: SFTConfig) -> float:
+    """Mean answer-token cross-entropy over ``examples`` (model left in training mode after)."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(examples), config.micro_batch_size):
+        with _autocast(config):
+            loss, n = example_loss(model, kind, examples[start : start + config.micro_batch_size])
+        total, count = total + float(loss), count + n
+    model.train()
+    return total / max(count, 1)
+
+
+def _accumulate(model: Any, kind: str, group: list[list[Example]], config: SFTConfig) -> tuple[float, int]:
+    """Backward over the micro-batches of one step, normalised by the step's answer tokens."""
+    n_tokens = sum(e.n_answer_tokens for micro in group for e in micro)
+    total = 0.0
+    for micro in group:
+        with _autocast(config):
+            loss_sum, _ = example_loss(model, kind, micro)
+        (loss_sum / n_tokens).backward()
+        total += float(loss_sum)
+    return total / n_tokens, n_tokens
+
+
+def _batches(
+    examples: list[Example], config: SFTConfig, position: tuple[int, int]
+) -> Iterator[tuple[list[list[Example]], tuple[int, int]]]:
+    """Endless steps of ``grad_accum`` micro-batches, from (epoch, offset); yields the next position."""
+    epoch, offset = position
+    per_step = config.micro_batch_size * config.grad_accum
+    while True:
+        order = list(range(len(examples)))
+        random.Random(f"codefalcon.sft/{config.seed}/{epoch}").shuffle(order)
+        while offset < len(order):
+            # sorted by length so each micro-batch pads little; the step's loss is the same
+            chosen = sorted((examples[i] for i in order[offset : offset + per_step]), key=lambda e: e.length)
+            offset += per_step
+            micro = [
+                chosen[i : i + config.micro_batch_size]
+                for i in range(0, len(chosen), config.micro_batch_size)
+            ]
+            yield micro, (epoch, offset) if offset < len(order) else (epoch + 1, 0)
+        epoch, offset = epoch + 1, 0
+
+
+def _examples(policy: Any, tasks: Sequence[Task], config: SFTConfig) -> tuple[list[Example], int]:
+    """Tokenized examples that fit ``max_length`` and the model's context, and how many did not."""
+    limit = min(config.max_length, policy.max_positions or config.max_length)
+    kept, dropped = [], 0
+    for task in tasks:
+        for solution in task.solutions[: config.max_solutions_per_task]:
+            example = encode_example(policy, task, solution)
+            if example.length > limit:
+                dropped += 1
+            else:
+                kept.append(example)
+    return kept, dropped
+
+
+def _load_tasks(sources: Sequence[TaskSource]) -> list[Task]:
+    return [task for source in sources for task in source.load() if task.solutions]
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: SFTConfig) -> Any:
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if config.lr_schedule == "constant" else config.lr_schedule
+    return get_scheduler(
+        name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
+    )
+
+
+def _autocast(config: SFTConfig) -> Any:
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_autocast)
+
+
+def _save(
+    out: Path,
+    step: int,
+    policy: Any,
+    optimizer: Any,
+    scheduler: Any,
+    position: tuple[int, int],
+    config: SFTConfig,
+) -> None:
+    state = {"position": list(position)}
+    save_checkpoint(
+        out / "checkpoints",
+        step,
+        policy.model,
+        policy.tokenizer,
+        optimizer,
+        scheduler,
+        state,
+        keep=config.keep_checkpoints,
+    )
+
+
+def _final_eval(policy: Any, tasks: list[Task], out: Path, config: SFTConfig) -> dict[str, Any]:
+    from codefalcon.evaluation.policy import evaluate_policy
+    from codefalcon.execution import ExecutorConfig
+    from codefalcon.models import SamplingParams
+
+    params = SamplingParams(temperature=0.0, max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
+    executor_config = ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout)
+    return evaluate_policy(
+        policy, tasks, out, params, executor_config=executor_config, batch_size=config.eval_batch_size
+    )
+
+
+def _bar(total: int, done: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", desc="sft", disable=not enabled)
+
+
+__all__ = ["SFTConfig", "TaskSource", "collate", "example_loss", "masked_token_cross_entropy", "train_sft"]

@@ -1,0 +1,64 @@
+"""Checkpoints: atomic, pruned, and restoring optimiser, scheduler and every RNG."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codefalcon.rl.checkpoint import latest_checkpoint, list_checkpoints, load_trainer_state, save_checkpoint
+from codefalcon.rl.metrics_log import MetricsLog, read_metrics
+
+
+class _Model(torch.nn.Linear):
+    def save_pretrained(self, folder: Path) -> None:
+        Path(folder).mkdir(parents=True)
+        torch.save(self.state_dict(), Path(folder) / "weights.pt")
+
+
+def _setup():
+    model = _Model(2, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    model(torch.ones(1, 2)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    return model, optimizer, scheduler
+
+
+def test_save_restore_rng_optimizer_scheduler(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _setup()
+    save_checkpoint(tmp_path, 1, model, None, optimizer, scheduler, {"position": [0, 8]})
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    _, optimizer2, scheduler2 = _setup()
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint is not None and checkpoint.state == {"position": [0, 8], "step": 1}
+    load_trainer_state(checkpoint, optimizer2, scheduler2)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+    assert scheduler2.get_last_lr() == scheduler.get_last_lr()
+    assert optimizer2.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
+
+
+def test_unfinished_checkpoints_are_ignored_and_old_ones_pruned(tmp_path: Path) -> None:
+    model, optimizer, scheduler = _setup()
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, model, None, optimizer, scheduler, {}, keep=2)
+    (tmp_path / "step-000004.tmp").mkdir()  # a kill in the middle of writing step 4
+    assert [c.step for c in list_checkpoints(tmp_path)] == [2, 3]
+    assert latest_checkpoint(tmp_path).step == 3
+
+
+def test_metrics_log_drops_steps_after_the_resumed_checkpoint(tmp_path: Path) -> None:
+    log = MetricsLog(tmp_path, tensorboard=False)
+    for step in (1, 2, 3):
+        log.log(step, {"loss": torch.tensor(float(step))})
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 4, "lo')  # torn by a kill
+    MetricsLog(tmp_path, resume_step=2, tensorboard=False).log(3, {"loss": 30.0})
+    assert [(r["step"], r["loss"]) for r in read_metrics(tmp_path / "metrics.jsonl")] == [
+        (1, 1.0),
+        (2, 2.0),
+        (3, 30.0),
+    ]
