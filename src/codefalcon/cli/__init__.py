@@ -24,6 +24,7 @@ app = typer.Typer(
 app.command()(evaluate.evaluate)
 app.command()(models.generate)
 app.command()(training.sft)
+app.command()(training.train)
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(models.app, name="model")
 

@@ -59,3 +59,40 @@ def _print_run_summary(summary: dict) -> None:
         print_summary(evaluation, Path(summary["final_model"]).parent / "eval" / "results.jsonl")
         summary["eval"] = {name: est["value"] for name, est in evaluation["pass_at_k"].items()}
     print(json.dumps(summary))
+
+
+def train(
+    config: ConfigOption = None,
+    overrides: OverridesArgument = None,
+    algo: Annotated[
+        str | None, typer.Option(help="coderl, ppo, grpo or rloo (overrides the config's algo).")
+    ] = None,
+    print_config: PrintOption = False,
+) -> None:
+    """RL fine-tuning from execution feedback: sample -> execute -> reward -> update.
+
+    One loop for CodeRL (critic-weighted policy gradient vs a greedy baseline, alternating with
+    CE), PPO (value head, GAE, clipped losses, adaptive KL) and GRPO / RLOO (group-relative
+    advantages, clip-higher, token-level loss). Greedy held-out pass@1 before and after; metrics
+    in metrics.jsonl and TensorBoard; checkpoints resume exactly after a kill.
+    """
+    from codefalcon.configs import ConfigError, dump_config, load_config
+    from codefalcon.rl.train import train_rl
+    from codefalcon.rl.train_config import TrainConfig
+
+    extra = [f"algo={algo}"] if algo else []
+    try:
+        cfg = load_config(TrainConfig, config, [*(overrides or []), *extra])
+    except ConfigError as e:
+        raise fail(str(e)) from None
+    err.print(dump_config(cfg), highlight=False)
+    if print_config:
+        return
+    try:
+        summary = train_rl(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    import json
+
+    err.print(summary)
+    print(json.dumps(summary))

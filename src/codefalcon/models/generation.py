@@ -77,6 +77,8 @@ class Completion:
     token_ids: tuple[int, ...]
     finish_reason: FinishReason
     prompt_truncated: bool = False
+    ended_by_eos: bool = False
+    """The model produced an end-of-sequence token (not in ``token_ids``); RL trains on it too."""
 
     @property
     def n_tokens(self) -> int:
@@ -131,7 +133,7 @@ class HFBackend:
         once and repeats the result."""
         if n < 1 or first_sample < 0:
             raise ValueError(f"need n >= 1 and first_sample >= 0, got {n} and {first_sample}")
-        encoded = [self._encode(p, params.max_new_tokens) for p in prompts]
+        encoded = [self.encode(p, params.max_new_tokens) for p in prompts]
         distinct = 1 if params.greedy else n
         jobs = [(i, first_sample + j) for i in range(len(prompts)) for j in range(distinct)]
         jobs.sort(key=lambda job: len(encoded[job[0]][0]))  # stable: sample order kept
@@ -146,7 +148,7 @@ class HFBackend:
             return [[results[(i, first_sample)]] * n for i in range(len(prompts))]
         return [[results[(i, first_sample + j)] for j in range(n)] for i in range(len(prompts))]
 
-    def _encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
+    def encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
         """Token ids of a prompt, cut from the left if prompt + budget exceed the context."""
         ids = encode_prompt(self.policy.tokenizer, prompt)
         limit = self.policy.max_positions
@@ -220,7 +222,7 @@ class HFBackend:
         text = self.policy.tokenizer.decode(kept, skip_special_tokens=True)
         text, stopped = truncate_at_stop(text, stops)
         reason = FinishReason.STOP if end is not None or stopped else FinishReason.LENGTH
-        return Completion(text, tuple(kept), reason, truncated)
+        return Completion(text, tuple(kept), reason, truncated, ended_by_eos=end is not None)
 
 
 def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:

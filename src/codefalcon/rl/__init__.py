@@ -35,6 +35,7 @@ from codefalcon.rl.kl import (
     kl_penalty_rewards,
 )
 from codefalcon.rl.logprobs import (
+    completion_forward,
     completion_logits,
     completion_logprobs,
     entropy_from_logits,
@@ -75,6 +76,7 @@ __all__ = [
     "ValueStats",
     "coderl_pg_loss",
     "coderl_token_returns",
+    "completion_forward",
     "completion_logits",
     "completion_logprobs",
     "entropy_from_logits",

@@ -73,6 +73,21 @@ def completion_logits(
     completion_mask: Tensor,
     temperature: float = 1.0,
 ) -> Tensor:
+    """Logits predicting each completion token, (B, C, V), divided by ``temperature`` (see
+    `completion_forward`)."""
+    return completion_forward(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)[0]
+
+
+def completion_forward(
+    model: nn.Module,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    temperature: float = 1.0,
+    *,
+    hidden: bool = False,
+) -> tuple[Tensor, Tensor | None]:
     """Logits predicting each completion token, (B, C, V), divided by ``temperature``.
 
     Entry [:, c] is the distribution the model gave completion token c (already shifted, ready for
@@ -85,14 +100,20 @@ def completion_logits(
     first real token, so a padded row gets the same numbers as the same row alone.
     Seq2seq LMs: prompts go to the encoder (padded on either side), completions are the decoder
     targets, fed shifted right behind the decoder start token.
+
+    `completion_forward` also returns, with ``hidden=True``, the last layer's hidden states
+    (B, C, H) at the same positions as the logits: the state that predicts completion token c,
+    which is where a value head reads V_t.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); greedy samples are scored at 1.0")
     if getattr(model.config, "is_encoder_decoder", False):
-        logits = _seq2seq_logits(model, prompt_ids, prompt_mask, completion_ids)
+        logits, states = _seq2seq_logits(model, prompt_ids, prompt_mask, completion_ids, hidden)
     else:
-        logits = _causal_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
-    return logits / temperature if temperature != 1.0 else logits
+        logits, states = _causal_logits(
+            model, prompt_ids, prompt_mask, completion_ids, completion_mask, hidden
+        )
+    return (logits / temperature if temperature != 1.0 else logits), states
 
 
 def completion_logprobs(
@@ -113,8 +134,13 @@ def completion_logprobs(
 
 
 def _causal_logits(
-    model: nn.Module, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, completion_mask: Tensor
-) -> Tensor:
+    model: nn.Module,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    hidden: bool = False,
+) -> tuple[Tensor, Tensor | None]:
     if prompt_ids.shape[1] == 0 or not bool(prompt_mask[:, -1].to(torch.bool).all()):
         raise ValueError(
             "causal prompts must be non-empty and left-padded (prompt_mask[:, -1] all 1): "
@@ -125,19 +151,20 @@ def _causal_logits(
     attention_mask = torch.cat([prompt_mask, completion_mask], dim=1).to(torch.long)
     # Positions count real tokens only, as in generate(): a left-padded row must see 0, 1, ...
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     if _accepts(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = n_completion + 1  # positions P - 1 .. P + C - 1 only
-    logits = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs
-    ).logits
+    if hidden:
+        kwargs["output_hidden_states"] = True
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
     # Position P - 1 + c predicts completion token c; the last position predicts past the end.
-    return logits[:, -(n_completion + 1) : -1]
+    keep = slice(-(n_completion + 1), -1)
+    return out.logits[:, keep], (out.hidden_states[-1][:, keep] if hidden else None)
 
 
 def _seq2seq_logits(
-    model: nn.Module, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor
-) -> Tensor:
+    model: nn.Module, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor, hidden: bool = False
+) -> tuple[Tensor, Tensor | None]:
     start = model.config.decoder_start_token_id
     if start is None:
         raise ValueError("seq2seq model has no config.decoder_start_token_id to start the decoder with")
@@ -146,9 +173,13 @@ def _seq2seq_logits(
     decoder_input_ids = torch.cat(
         [torch.full_like(completion_ids[:, :1], start), completion_ids[:, :-1]], dim=1
     )
-    return model(
-        input_ids=prompt_ids, attention_mask=prompt_mask.to(torch.long), decoder_input_ids=decoder_input_ids
-    ).logits
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask.to(torch.long),
+        decoder_input_ids=decoder_input_ids,
+        output_hidden_states=hidden,
+    )
+    return out.logits, (out.decoder_hidden_states[-1] if hidden else None)
 
 
 def _accepts(model: nn.Module, name: str) -> bool:

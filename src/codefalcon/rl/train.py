@@ -1,0 +1,369 @@
+"""`codefalcon train`: online RL from execution feedback, one loop for coderl, ppo, grpo and rloo.
+
+The recipe, top to bottom: load the policy (and a frozen reference / value head if the algorithm
+needs them) -> greedy pass@1 on held-out tasks ("before") -> for each step: take the next tasks
+-> sample ``group_size`` programs per task while the executor runs the previous chunk -> reward
+-> ``prepare`` (advantages) -> micro-batched update(s) -> CodeRL's supervised step -> log ->
+checkpoint -> greedy pass@1 "after". Samples of step ``s`` are seeded from (seed, s) and the task
+order from (seed, epoch), so a run resumed from a checkpoint continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codefalcon.configs import dump_config
+from codefalcon.execution import Executor, ExecutorConfig
+from codefalcon.models import HFBackend, Policy, SamplingParams
+from codefalcon.models.answers import encode_example
+from codefalcon.rl.algorithms import (
+    PPO,
+    Algorithm,
+    CodeRL,
+    GroupRelative,
+    StepContext,
+    ValueHead,
+    micro_batches,
+)
+from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.rl.grpo import group_advantages, rloo_advantages
+from codefalcon.rl.metrics_log import MetricsLog
+from codefalcon.rl.policy_setup import load_trainable_policy
+from codefalcon.rl.rollout import RewardScorer, Rollouts, collect_rollouts, greedy_rewards
+from codefalcon.rl.sft import example_loss
+from codefalcon.rl.train_config import TrainConfig
+from codefalcon.tasks.record import Task
+
+log = logging.getLogger(__name__)
+
+
+def make_algorithm(config: TrainConfig) -> Algorithm:
+    """The algorithm object for ``config.algo`` (its options come from its own section)."""
+    on_policy = config.updates_per_step == 1
+    if config.algo == "grpo":
+        advantages = partial(group_advantages, scale=config.grpo.scale_rewards)
+        return GroupRelative("grpo", advantages, config.grpo, config.group_size, on_policy)
+    if config.algo == "rloo":
+        return GroupRelative("rloo", rloo_advantages, config.grpo, config.group_size, on_policy)
+    if config.algo == "ppo":
+        return PPO(config.ppo)
+    return CodeRL(config.coderl)
+
+
+def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) RL training; returns the run summary (pass@1 before/after, steps)."""
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    checkpoint = latest_checkpoint(out / "checkpoints")
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    algo = make_algorithm(config)
+    policy = load_trainable_policy(
+        config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None
+    )
+    policy.model.eval()  # no dropout in RL: the sampled and the trained distribution must agree
+    ctx = _context(config, policy, algo)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    if ctx.value_head is not None:
+        params += list(ctx.value_head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    step, position = 0, (0, 0)
+    if checkpoint is not None:
+        extra = load_trainer_state(checkpoint, optimizer, None)
+        step, position = checkpoint.step, tuple(checkpoint.state["position"])
+        _restore_extra(extra, ctx, algo)
+        log.warning("resuming from %s (step %d)", checkpoint.path, step)
+    train_tasks = config.train.load()
+    if not train_tasks:
+        raise ValueError("train: no tasks loaded")
+    eval_tasks = (config.eval.load() if config.eval else [])[: config.eval_limit]
+    metrics = MetricsLog(out, checkpoint.step if checkpoint else None, config.tensorboard)
+    backend = HFBackend(policy, batch_size=config.sampling.batch_size)
+    scorer = RewardScorer(
+        config.reward.unit_tests, dict(config.reward.static_weights), config.reward.aux_share
+    )
+    summary: dict[str, Any] = {"algo": config.algo}
+    with Executor(ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout)) as executor:
+        evaluate = partial(_evaluate, policy, eval_tasks, out, config, executor)
+        if checkpoint is None and eval_tasks:
+            metrics.log(0, {"eval/pass@1": evaluate("before")})
+        batches = _task_batches(train_tasks, config, position)
+        bar = _bar(config.max_steps, step, progress)
+        started = time.perf_counter()
+        while step < config.max_steps:
+            if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
+                log.warning("max_minutes reached at step %d", step)
+                break
+            tasks, position = next(batches)
+            record = _train_step(config, step, tasks, policy, backend, executor, scorer, algo, ctx, optimizer)
+            step += 1
+            if eval_tasks and step % config.eval_every == 0 and step < config.max_steps:
+                record["eval/pass@1"] = evaluate(f"step-{step:06d}")
+            metrics.log(step, record)
+            bar.update(1)
+            bar.set_postfix(
+                reward=f"{record['reward/total']:.3f}", pass_rate=f"{record['exec/pass_rate']:.2f}"
+            )
+            if step % config.save_every == 0 or step == config.max_steps:
+                _save(out, step, policy, optimizer, position, ctx, algo, config)
+        bar.close()
+        last = latest_checkpoint(out / "checkpoints")
+        if last is None or last.step != step:
+            _save(out, step, policy, optimizer, position, ctx, algo, config)
+        if eval_tasks:
+            after = evaluate("after")
+            metrics.log(step, {"eval/pass@1": after})
+            summary["pass@1_after"] = after
+        before = out / "eval" / "before" / "summary.json"
+        if before.is_file():
+            import json
+
+            summary["pass@1_before"] = json.loads(before.read_text())["pass_at_k"]["pass@1"]["value"]
+    metrics.close()
+    final = out / "final"
+    policy.model.save_pretrained(final)
+    policy.tokenizer.save_pretrained(final)
+    return {**summary, "steps": step, "final_model": str(final)}
+
+
+def _train_step(
+    config: TrainConfig,
+    step: int,
+    tasks: list[Task],
+    policy: Policy,
+    backend: HFBackend,
+    executor: Executor,
+    scorer: RewardScorer,
+    algo: Algorithm,
+    ctx: StepContext,
+    optimizer: torch.optim.Optimizer,
+) -> dict[str, float]:
+    """One step: rollouts, advantages, update(s), CodeRL's CE step; returns the step's metrics."""
+    sampling = config.sampling
+    params = SamplingParams(
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_new_tokens=sampling.max_new_tokens,
+        seed=config.seed * 1_000_003 + step,  # new samples every step, the same ones on resume
+    )
+    rollouts, times = collect_rollouts(
+        policy, backend, tasks, config.group_size, params, executor, scorer, sampling.batch_size
+    )
+    record = {"time/generation": times.generation, "time/execution": times.execution}
+    record["time/execution_wait"] = times.execution_wait
+    t0 = time.perf_counter()
+    if isinstance(algo, CodeRL) and config.coderl.relative_returns:
+        baseline = greedy_rewards(policy, backend, tasks, params, executor, scorer)
+        ctx.baseline = baseline.repeat_interleave(config.group_size)
+        record["time/baseline"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prepared = algo.prepare(ctx, rollouts)
+    record.update(prepared.metrics)
+    for _ in range(config.updates_per_step):
+        record.update(_update(config, algo, ctx, rollouts, prepared, optimizer))
+    if algo.supervised_step:
+        record.update(_supervised_step(config, policy, tasks, optimizer))
+    record["time/update"] = time.perf_counter() - t0
+    record.update(rollout_metrics(rollouts))
+    return record
+
+
+def _update(
+    config: TrainConfig, algo: Algorithm, ctx: StepContext, rollouts: Rollouts, prepared: Any, optimizer: Any
+) -> dict[str, float]:
+    """One optimiser step over all rollouts, accumulated over micro-batches by loss-token share."""
+    total = float(prepared.loss_mask.sum())
+    stats: dict[str, float] = {}
+    if total == 0:
+        return {"loss/skipped_empty_step": 1.0}
+    for index in micro_batches(rollouts.size, config.micro_batch_size):
+        prep = prepared.rows(index)
+        share = float(prep.loss_mask.sum()) / total
+        if share == 0:
+            continue
+        loss, micro_stats = algo.loss(ctx, rollouts.rows(index), prep)
+        (loss * share).backward()
+        for key, value in micro_stats.items():
+            stats[key] = stats.get(key, 0.0) + share * value
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    stats["optim/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return stats
+
+
+def _supervised_step(
+    config: TrainConfig, policy: Policy, tasks: list[Task], optimizer: Any
+) -> dict[str, float]:
+    """CodeRL alternates RL updates with cross-entropy on ground-truth programs of the same tasks."""
+    examples = [encode_example(policy, t, t.solutions[0]) for t in tasks if t.solutions]
+    limit = policy.max_positions or 10**9
+    examples = [e for e in examples if e.length <= limit]
+    if not examples:
+        return {}
+    n_tokens = sum(e.n_answer_tokens for e in examples)
+    total = 0.0
+    for start in range(0, len(examples), config.micro_batch_size):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_autocast):
+            loss_sum, _ = example_loss(
+                policy.model, policy.kind, examples[start : start + config.micro_batch_size]
+            )
+        (config.coderl.ce_coef * loss_sum / n_tokens).backward()
+        total += float(loss_sum)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {"loss/ce": total / n_tokens}
+
+
+def rollout_metrics(rollouts: Rollouts) -> dict[str, float]:
+    """Reward per component, pass rate, verdict mix, lengths and truncation of one step's samples."""
+    record: dict[str, float] = {}
+    sums: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for breakdown in rollouts.breakdowns:
+        for key, value in breakdown.metrics().items():
+            sums[key] += value
+            counts[key] += 1
+    record.update({key: sums[key] / counts[key] for key in sums})
+    record.setdefault("reward/total", 0.0)
+    n = rollouts.size
+    record["exec/pass_rate"] = sum(r.passed for r in rollouts.results) / n
+    for verdict, count in Counter(r.verdict.value for r in rollouts.results).items():
+        record[f"verdict/{verdict}"] = count / n
+    lengths = rollouts.completion_mask.sum(dim=1).float()
+    record["sample/length_mean"] = float(lengths.mean())
+    record["sample/truncated_frac"] = float(rollouts.truncated.float().mean())
+    record["sample/reward_missing_frac"] = float((~rollouts.reward_valid).float().mean())
+    return record
+
+
+def _context(config: TrainConfig, policy: Policy, algo: Algorithm) -> StepContext:
+    ctx = StepContext(
+        model=policy.model,
+        temperature=config.sampling.temperature,
+        micro_batch_size=config.micro_batch_size,
+        autocast=config.bf16_autocast,
+    )
+    if algo.needs_reference:
+        ctx.reference = _reference(config, policy)
+    if algo.needs_values:
+        ctx.value_head = ValueHead(policy.model.config.hidden_size)
+    if isinstance(algo, CodeRL) and config.coderl.critic:
+        ctx.critic_probs = _critic_probs(config.coderl.critic, policy)
+    return ctx
+
+
+def _reference(config: TrainConfig, policy: Policy) -> Callable[[], Any]:
+    """The frozen start policy: the base without its adapter (LoRA), or a frozen copy of it."""
+    if config.lora is not None:
+        return lambda: _adapter_disabled(policy.model)
+    from codefalcon.models import load_policy
+
+    frozen = load_policy(config.model, dtype=config.dtype).model.eval().requires_grad_(False)
+    return lambda: contextlib.nullcontext(frozen)
+
+
+@contextlib.contextmanager
+def _adapter_disabled(model: Any) -> Iterator[Any]:
+    with model.disable_adapter():
+        yield model
+
+
+def _critic_probs(path: str, policy: Policy) -> Callable[[Rollouts], torch.Tensor]:
+    """CodeRL's token weights from a trained critic (`codefalcon.critic`)."""
+    from codefalcon.critic import load_critic_scorer
+
+    return load_critic_scorer(path, policy)
+
+
+def _task_batches(
+    tasks: list[Task], config: TrainConfig, position: tuple[int, int]
+) -> Iterator[tuple[list[Task], tuple[int, int]]]:
+    """Endless batches of ``tasks_per_step`` tasks from (epoch, offset), a seeded order per epoch."""
+    epoch, offset = position
+    while True:
+        order = list(range(len(tasks)))
+        random.Random(f"codefalcon.train/{config.seed}/{epoch}").shuffle(order)
+        while offset < len(order):
+            chosen = [tasks[i] for i in order[offset : offset + config.tasks_per_step]]
+            offset += config.tasks_per_step
+            yield chosen, ((epoch, offset) if offset < len(order) else (epoch + 1, 0))
+        epoch, offset = epoch + 1, 0
+
+
+def _evaluate(
+    policy: Policy, tasks: list[Task], out: Path, config: TrainConfig, executor: Executor, name: str
+) -> float | None:
+    """Greedy pass@1 on the eval tasks, written to ``eval/<name>/`` (samples, results, summary)."""
+    from codefalcon.evaluation.policy import evaluate_policy
+
+    params = SamplingParams(temperature=0.0, max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
+    folder = out / "eval" / name
+    if (folder / "samples.jsonl").exists():
+        (folder / "samples.jsonl").unlink()  # an interrupted evaluation restarts from scratch
+    summary = evaluate_policy(
+        policy,
+        tasks,
+        folder,
+        params,
+        executor=executor,
+        batch_size=config.sampling.batch_size,
+        progress=False,
+    )
+    return summary["pass_at_k"]["pass@1"]["value"]
+
+
+def _save(
+    out: Path,
+    step: int,
+    policy: Policy,
+    optimizer: Any,
+    position: Any,
+    ctx: StepContext,
+    algo: Algorithm,
+    config: TrainConfig,
+) -> None:
+    extra: dict[str, Any] = {}
+    if ctx.value_head is not None:
+        extra["value_head"] = copy.deepcopy(ctx.value_head.state_dict())
+    if isinstance(algo, PPO):
+        extra["kl"] = algo.kl.state_dict()
+    state = {"position": list(position), "algo": config.algo}
+    save_checkpoint(
+        out / "checkpoints",
+        step,
+        policy.model,
+        policy.tokenizer,
+        optimizer,
+        None,
+        state,
+        extra=extra,
+        keep=config.keep_checkpoints,
+    )
+
+
+def _restore_extra(extra: dict[str, Any], ctx: StepContext, algo: Algorithm) -> None:
+    if ctx.value_head is not None and "value_head" in extra:
+        ctx.value_head.load_state_dict(extra["value_head"])
+    if isinstance(algo, PPO) and "kl" in extra:
+        algo.kl.load_state_dict(extra["kl"])
+
+
+def _bar(total: int, done: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", desc="train", disable=not enabled)

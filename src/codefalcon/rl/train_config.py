@@ -1,0 +1,140 @@
+"""Options of `codefalcon train` (online RL from execution feedback), grouped by purpose.
+
+Every option has a default that works for the tiny model on generated tasks; the presets in
+``configs/`` list only what they change. Algorithm sections are read only by their algorithm.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from codefalcon.configs import StrictModel
+from codefalcon.rl.policy_setup import LoraOptions
+from codefalcon.rl.sft import TaskSource
+
+Algo = Literal["coderl", "ppo", "grpo", "rloo"]
+
+
+class SamplingOptions(StrictModel):
+    """How rollouts are drawn (evaluation is always greedy)."""
+
+    temperature: float = Field(default=1.0, gt=0)
+    """Sampling temperature; log-probs in the losses use the same temperature."""
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    """Nucleus sampling; 1 keeps the exact policy distribution the losses assume."""
+    max_new_tokens: int = Field(default=128, ge=1)
+    """Token budget per sample; samples that hit it are 'truncated'."""
+    batch_size: int = Field(default=32, ge=1)
+    """Sequences per generate call; execution of one chunk overlaps generation of the next."""
+
+
+class RewardOptions(StrictModel):
+    """The scalar reward of a sample (see docs/feedback.md)."""
+
+    unit_tests: Literal["binary", "pass_ratio", "coderl"] = "binary"
+    """binary: 1 if all tests pass; pass_ratio: fraction passed; coderl: -1/-0.6/-0.3/+1 by outcome."""
+    static_weights: dict[Literal["ruff", "complexity", "maintainability"], float] = Field(
+        default_factory=dict
+    )
+    """Weights of static-analysis components; empty = correctness only."""
+    aux_share: float = Field(default=0.5, ge=0, lt=1)
+    """Share of the pass/fail gap the auxiliary components may use (a failing program never wins)."""
+
+
+class GRPOOptions(StrictModel):
+    """GRPO / RLOO (DAPO-style token-level loss)."""
+
+    eps_low: float = Field(default=0.2, gt=0)
+    eps_high: float = Field(default=0.28, gt=0)
+    """Clip-higher: a larger upper clip keeps exploration alive (DAPO)."""
+    beta: float = Field(default=0.0, ge=0)
+    """KL penalty to the reference (k3 estimator); 0 = no reference model needed."""
+    scale_rewards: Literal["std", "none"] = "std"
+    """Divide group-centred rewards by the group's std (GRPO) or not (Dr. GRPO)."""
+    mask_truncated: bool = True
+    """Drop samples that hit max_new_tokens from the loss (overlong filtering)."""
+
+
+class PPOOptions(StrictModel):
+    """PPOCoder's PPO: value head, GAE, clipped losses, adaptive KL to the frozen start policy."""
+
+    gamma: float = Field(default=1.0, ge=0, le=1)
+    lam: float = Field(default=0.95, ge=0, le=1)
+    clip: float = Field(default=0.2, gt=0)
+    vf_coef: float = Field(default=1e-3, ge=0)
+    """PPOCoder's value-loss coefficient."""
+    init_kl_coef: float = Field(default=0.05, ge=0)
+    target_kl: float | None = Field(default=6.0, gt=0)
+    """Adaptive controller target (None: fixed coefficient)."""
+    kl_horizon: int = Field(default=10000, ge=1)
+    whiten_advantages: bool = True
+
+
+class CodeRLOptions(StrictModel):
+    """CodeRL's actor update: critic-weighted policy gradient vs a greedy baseline, plus CE."""
+
+    critic: str | None = None
+    """Trained critic folder (`codefalcon critic train`); None: every token weighs 1."""
+    relative_returns: bool = True
+    """Subtract the reward of the greedy decode of the same task (CodeRL's baseline)."""
+    ce_coef: float = Field(default=1.0, ge=0)
+    """Weight of the supervised step on reference solutions that alternates with each RL step."""
+
+
+class TrainConfig(StrictModel):
+    """Options of `codefalcon train` (YAML keys; each can be overridden as key=value)."""
+
+    algo: Algo = "grpo"
+    model: str
+    """Start policy: usually the SFT model (runs/sft-tiny/final), a folder, .gguf or short name."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    lora: LoraOptions | None = None
+    train: TaskSource
+    """Tasks to learn from (their hidden tests give the reward)."""
+    eval: TaskSource | None = None
+    """Held-out tasks: greedy pass@1 before, every eval_every steps, and after."""
+    eval_limit: int | None = Field(default=None, ge=1)
+    """Evaluate on the first N eval tasks only (faster periodic evaluation)."""
+    out_dir: str = "runs/train"
+    seed: int = 0
+    max_steps: int = Field(default=100, ge=1)
+    max_minutes: float | None = Field(default=None, gt=0)
+    """Stop early (with a checkpoint) after this much wall time."""
+    tasks_per_step: int = Field(default=8, ge=1)
+    group_size: int = Field(default=8, ge=1)
+    """Samples per task per step (GRPO/RLOO need at least 2)."""
+    updates_per_step: int = Field(default=1, ge=1)
+    """Optimiser passes over each step's rollouts (1 = on-policy)."""
+    micro_batch_size: int = Field(default=16, ge=1)
+    """Sequences per forward/backward; gradients accumulate to the whole step."""
+    lr: float = Field(default=1e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    bf16_autocast: bool = False
+    sampling: SamplingOptions = SamplingOptions()
+    reward: RewardOptions = RewardOptions()
+    grpo: GRPOOptions = GRPOOptions()
+    ppo: PPOOptions = PPOOptions()
+    coderl: CodeRLOptions = CodeRLOptions()
+    eval_every: int = Field(default=25, ge=1)
+    eval_max_new_tokens: int = Field(default=128, ge=1)
+    save_every: int = Field(default=10, ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    exec_workers: int = Field(default=2, ge=1)
+    exec_timeout: float = Field(default=4.0, gt=0)
+    tensorboard: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.algo in ("grpo", "rloo") and self.group_size < 2:
+            raise ValueError(
+                f"group_size must be >= 2 for {self.algo} (advantages are relative within a group); "
+                "set group_size: 8"
+            )
+        return self
+
+    @property
+    def rollouts_per_step(self) -> int:
+        return self.tasks_per_step * self.group_size
