@@ -35,3 +35,4 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
+
