@@ -25,6 +25,7 @@ app.command()(evaluate.evaluate)
 app.command()(models.generate)
 app.command()(training.sft)
 app.command()(training.train)
+app.command()(evaluate.report)
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(models.app, name="model")
 
@@ -35,4 +36,3 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
-

@@ -43,6 +43,10 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary object as the last line of stdout.")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write a self-contained HTML report (summary and every task's programs)."),
+    ] = None,
 ) -> None:
     """Run samples against a benchmark's tests and report pass@k and verdicts."""
     from codefalcon.evaluation import read_samples, summarize, write_results
@@ -80,6 +84,14 @@ def evaluate(
     write_results(results_path, rows, results)
     flat["results"] = str(results_path)
     print_summary(summary, results_path)
+    if report is not None:
+        from codefalcon.evaluation.report import write_evaluation_report
+
+        title = f"{benchmark.value}{f' {split}' if split else ''}: {samples.name}"
+        path = write_evaluation_report(
+            summary, None if canonical else samples, results_path, report, title=title
+        )
+        Console(stderr=True).print(f"report: {path}")
     if as_json:
         print(json.dumps({**flat, "summary": summary}))
 
@@ -124,3 +136,19 @@ def print_summary(summary: dict[str, Any], results_path: Path) -> None:
             )
         console.print(t)
     console.print(f"per-sample results: {results_path}")
+
+
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder of `codefalcon train`, `sft` or `run`.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the HTML [default: RUN_DIR/report.html].")
+    ] = None,
+) -> None:
+    """Write a run's self-contained HTML report: pass@k before/after, curves, tables, every task."""
+    from codefalcon.evaluation.report import write_run_report
+
+    if not run_dir.is_dir():
+        raise fail(f"RUN_DIR: no such folder: {run_dir}")
+    path = write_run_report(run_dir, out)
+    Console(stderr=True).print(f"report: {path}")
+    print(path)
