@@ -60,3 +60,14 @@ def test_dump_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "saved.yaml"
     path.write_text(dump_config(config))
     assert load_config(Demo, path) == config
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_preset_validates(path: Path) -> None:
+    from codefalcon.rl.sft import SFTConfig
+    from codefalcon.rl.train_config import TrainConfig
+
+    model = SFTConfig if path.name.startswith("sft") else TrainConfig
+    assert load_config(model, path).model
