@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,26 +33,14 @@ def sft(
     checkpoints that resume exactly (run it again with the same out_dir after an interrupt),
     and a final greedy pass@1 on the eval tasks with a per-difficulty table.
     """
-    from codefalcon.configs import ConfigError, dump_config, load_config
     from codefalcon.rl.sft import SFTConfig, train_sft
 
-    try:
-        cfg = load_config(SFTConfig, config, overrides or [])
-    except ConfigError as e:
-        raise fail(str(e)) from None
-    err.print(dump_config(cfg), highlight=False)
-    if print_config:
-        return
-    try:
-        summary = train_sft(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise fail(str(e)) from None
-    _print_run_summary(summary)
+    summary = _run_recipe(SFTConfig, train_sft, config, overrides or [], print_config)
+    if summary is not None:
+        _print_run_summary(summary)
 
 
 def _print_run_summary(summary: dict) -> None:
-    import json
-
     from codefalcon.cli.evaluate import print_summary
 
     evaluation = summary.pop("eval", None)
@@ -76,23 +66,30 @@ def train(
     advantages, clip-higher, token-level loss). Greedy held-out pass@1 before and after; metrics
     in metrics.jsonl and TensorBoard; checkpoints resume exactly after a kill.
     """
-    from codefalcon.configs import ConfigError, dump_config, load_config
     from codefalcon.rl.train import train_rl
     from codefalcon.rl.train_config import TrainConfig
 
     extra = [f"algo={algo}"] if algo else []
+    summary = _run_recipe(TrainConfig, train_rl, config, [*(overrides or []), *extra], print_config)
+    if summary is not None:
+        err.print(summary)
+        print(json.dumps(summary))
+
+
+def _run_recipe(
+    model: type, recipe: Callable[[Any], dict], path: Path | None, overrides: list[str], dry: bool
+):
+    """Load and print the config, then run ``recipe`` on it (None with --print-config)."""
+    from codefalcon.configs import ConfigError, dump_config, load_config
+
     try:
-        cfg = load_config(TrainConfig, config, [*(overrides or []), *extra])
+        cfg = load_config(model, path, overrides)
     except ConfigError as e:
         raise fail(str(e)) from None
     err.print(dump_config(cfg), highlight=False)
-    if print_config:
-        return
+    if dry:
+        return None
     try:
-        summary = train_rl(cfg)
+        return recipe(cfg)
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
-    import json
-
-    err.print(summary)
-    print(json.dumps(summary))

@@ -188,15 +188,7 @@ class HFBackend:
 
     def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) ids and mask; padded on the left for causal models, on the right for seq2seq."""
-        width = max(len(r) for r in rows)
-        left = self.policy.kind == "causal"
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, row in enumerate(rows):
-            span = slice(width - len(row), width) if left else slice(0, len(row))
-            ids[b, span] = torch.tensor(row, dtype=torch.long)
-            mask[b, span] = 1
-        return ids, mask
+        return pad_rows(rows, self.pad_id, left=self.policy.kind == "causal")
 
     def _generation_config(self, params: SamplingParams) -> GenerationConfig:
         """Greedy ``generate`` (sampling happens in `SeededSampler`) with neutral penalties."""
@@ -223,6 +215,18 @@ class HFBackend:
         text, stopped = truncate_at_stop(text, stops)
         reason = FinishReason.STOP if end is not None or stopped else FinishReason.LENGTH
         return Completion(text, tuple(kept), reason, truncated, ended_by_eos=end is not None)
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) long ids and 0/1 mask for ragged rows, padded on the left or on the right."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[b, span] = torch.tensor(list(row), dtype=torch.long)
+        mask[b, span] = 1
+    return ids, mask
 
 
 def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:

@@ -34,6 +34,7 @@ from codefalcon.models import (
     build_policy_prompt,
     extract_program,
 )
+from codefalcon.models.generation import pad_rows
 from codefalcon.models.prompts import Prompt
 from codefalcon.tasks.record import Task
 
@@ -216,8 +217,8 @@ def _tensorize(
     prompt_rows = [backend.encode(prompt.text, params.max_new_tokens)[0] for _, prompt, _ in flat]
     completion_rows = [list(c.token_ids) + ([eos] if c.ended_by_eos else []) for _, _, c in flat]
     completion_rows = [row or [eos] for row in completion_rows]  # an empty sample still ends somewhere
-    prompt_ids, prompt_mask = _pad(prompt_rows, backend.pad_id, left=True)
-    completion_ids, completion_mask = _pad(completion_rows, backend.pad_id, left=False)
+    prompt_ids, prompt_mask = pad_rows(prompt_rows, backend.pad_id, left=True)
+    completion_ids, completion_mask = pad_rows(completion_rows, backend.pad_id, left=False)
     totals = [b.total for b in breakdowns]
     valid = torch.tensor([t is not None for t in totals])
     rewards = torch.tensor([t if t is not None else 0.0 for t in totals], dtype=torch.float32)
@@ -240,14 +241,3 @@ def _tensorize(
         rewards=rewards,
         reward_valid=valid,
     )
-
-
-def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[Tensor, Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, row in enumerate(rows):
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[b, span] = torch.tensor(row, dtype=torch.long)
-        mask[b, span] = 1
-    return ids, mask

@@ -13,7 +13,6 @@ a resumed run sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,11 +22,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from codefalcon.configs import StrictModel, dump_config
+from codefalcon.configs import StrictModel
 from codefalcon.models.answers import IGNORE_INDEX, Example, encode_example
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
+from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
 from codefalcon.tasks.record import Task
 
 log = logging.getLogger(__name__)
@@ -112,12 +112,7 @@ class SFTConfig(StrictModel):
 
 def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) supervised fine-tuning; returns a summary of the run."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-    checkpoint = latest_checkpoint(out / "checkpoints")
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
+    out, checkpoint = open_run(config.out_dir, config, config.seed)
     policy = load_trainable_policy(
         config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None
     )
@@ -139,7 +134,7 @@ def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
     metrics = MetricsLog(out, checkpoint.step if checkpoint else None, config.tensorboard)
     batches = _batches(train_examples, config, position)
     per_step = config.micro_batch_size * config.grad_accum
-    bar = _bar(config.max_steps, step, progress)
+    bar = progress_bar(config.max_steps, step, "sft", progress)
     started, trained_tokens = time.perf_counter(), 0
     model.train()
     while step < config.max_steps:
@@ -259,21 +254,12 @@ def _batches(
     examples: list[Example], config: SFTConfig, position: tuple[int, int]
 ) -> Iterator[tuple[list[list[Example]], tuple[int, int]]]:
     """Endless steps of ``grad_accum`` micro-batches, from (epoch, offset); yields the next position."""
-    epoch, offset = position
     per_step = config.micro_batch_size * config.grad_accum
-    while True:
-        order = list(range(len(examples)))
-        random.Random(f"codefalcon.sft/{config.seed}/{epoch}").shuffle(order)
-        while offset < len(order):
-            # sorted by length so each micro-batch pads little; the step's loss is the same
-            chosen = sorted((examples[i] for i in order[offset : offset + per_step]), key=lambda e: e.length)
-            offset += per_step
-            micro = [
-                chosen[i : i + config.micro_batch_size]
-                for i in range(0, len(chosen), config.micro_batch_size)
-            ]
-            yield micro, (epoch, offset) if offset < len(order) else (epoch + 1, 0)
-        epoch, offset = epoch + 1, 0
+    micro = config.micro_batch_size
+    for index, after in seeded_epochs(len(examples), per_step, f"codefalcon.sft/{config.seed}", position):
+        # sorted by length so each micro-batch pads little; the step's loss is the same
+        chosen = sorted((examples[i] for i in index), key=lambda e: e.length)
+        yield [chosen[i : i + micro] for i in range(0, len(chosen), micro)], after
 
 
 def _examples(policy: Any, tasks: Sequence[Task], config: SFTConfig) -> tuple[list[Example], int]:
@@ -339,12 +325,6 @@ def _final_eval(policy: Any, tasks: list[Task], out: Path, config: SFTConfig) ->
     return evaluate_policy(
         policy, tasks, out, params, executor_config=executor_config, batch_size=config.eval_batch_size
     )
-
-
-def _bar(total: int, done: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, unit="step", desc="sft", disable=not enabled)
 
 
 __all__ = ["SFTConfig", "TaskSource", "collate", "example_loss", "masked_token_cross_entropy", "train_sft"]

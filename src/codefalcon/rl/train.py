@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +22,6 @@ from typing import Any
 
 import torch
 
-from codefalcon.configs import dump_config
 from codefalcon.execution import Executor, ExecutorConfig
 from codefalcon.models import HFBackend, Policy, SamplingParams
 from codefalcon.models.answers import encode_example
@@ -41,6 +39,7 @@ from codefalcon.rl.grpo import group_advantages, rloo_advantages
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import RewardScorer, Rollouts, collect_rollouts, greedy_rewards
+from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
 from codefalcon.rl.sft import example_loss
 from codefalcon.rl.train_config import TrainConfig
 from codefalcon.tasks.record import Task
@@ -63,12 +62,7 @@ def make_algorithm(config: TrainConfig) -> Algorithm:
 
 def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) RL training; returns the run summary (pass@1 before/after, steps)."""
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-    checkpoint = latest_checkpoint(out / "checkpoints")
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
+    out, checkpoint = open_run(config.out_dir, config, config.seed)
     algo = make_algorithm(config)
     policy = load_trainable_policy(
         config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None
@@ -100,7 +94,7 @@ def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         if checkpoint is None and eval_tasks:
             metrics.log(0, {"eval/pass@1": evaluate("before")})
         batches = _task_batches(train_tasks, config, position)
-        bar = _bar(config.max_steps, step, progress)
+        bar = progress_bar(config.max_steps, step, "train", progress)
         started = time.perf_counter()
         while step < config.max_steps:
             if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
@@ -294,15 +288,9 @@ def _task_batches(
     tasks: list[Task], config: TrainConfig, position: tuple[int, int]
 ) -> Iterator[tuple[list[Task], tuple[int, int]]]:
     """Endless batches of ``tasks_per_step`` tasks from (epoch, offset), a seeded order per epoch."""
-    epoch, offset = position
-    while True:
-        order = list(range(len(tasks)))
-        random.Random(f"codefalcon.train/{config.seed}/{epoch}").shuffle(order)
-        while offset < len(order):
-            chosen = [tasks[i] for i in order[offset : offset + config.tasks_per_step]]
-            offset += config.tasks_per_step
-            yield chosen, ((epoch, offset) if offset < len(order) else (epoch + 1, 0))
-        epoch, offset = epoch + 1, 0
+    key = f"codefalcon.train/{config.seed}"
+    for index, after in seeded_epochs(len(tasks), config.tasks_per_step, key, position):
+        yield [tasks[i] for i in index], after
 
 
 def _evaluate(
@@ -361,9 +349,3 @@ def _restore_extra(extra: dict[str, Any], ctx: StepContext, algo: Algorithm) -> 
         ctx.value_head.load_state_dict(extra["value_head"])
     if isinstance(algo, PPO) and "kl" in extra:
         algo.kl.load_state_dict(extra["kl"])
-
-
-def _bar(total: int, done: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, unit="step", desc="train", disable=not enabled)
