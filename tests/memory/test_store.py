@@ -194,3 +194,19 @@ def test_stats(store: Path) -> None:
     assert s["attempts_per_verdict"] == {"passed": 5, "runtime_error": 1}
     assert s["attempts_per_split_and_verdict"] == {"train": {"passed": 5, "runtime_error": 1}}
     assert s["tasks_per_split"] == {"train": 5}
+
+
+def test_forget_after_restores_the_memory_of_a_step(tmp_path) -> None:
+    from codefalcon.memory import Attempt, HashingEmbedder, LongTermMemory
+
+    def attempt(task_id: str, step: int) -> Attempt:
+        return Attempt(
+            task_id, f"text of {task_id}", "train", "p", "def f(): pass\n", "passed", model_step=step
+        )
+
+    with LongTermMemory(tmp_path / "m.db", HashingEmbedder(64)) as memory:
+        memory.add([attempt("a", 1), attempt("b", 2), attempt("a", 3), attempt("c", 3)])
+        assert memory.forget_after(2) == 2
+        assert [a.model_step for a in memory.attempts()] == [1, 2]
+        assert not memory.has_task("c") and memory.has_task("a")
+        assert [n[0] for n in memory.retrieve("a", k=5).neighbours] == ["b"]  # "c" is gone

@@ -247,6 +247,22 @@ class LongTermMemory:
     def n_tasks(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM tasks").fetchone()[0])
 
+    def forget_after(self, model_step: int) -> int:
+        """Delete the attempts of steps after ``model_step``, and tasks left with no attempt.
+
+        A training run resumed from its step-``s`` checkpoint calls this so that its memory is the
+        memory it had at step ``s``: the steps it repeats are written again, not twice. Returns
+        the number of attempts deleted; the index is rebuilt when tasks went.
+        """
+        with self._transaction():
+            gone = self._db.execute("DELETE FROM attempts WHERE model_step > ?", (model_step,)).rowcount
+            orphans = self._db.execute(
+                "DELETE FROM tasks WHERE id NOT IN (SELECT DISTINCT task FROM attempts)"
+            ).rowcount
+        if orphans:
+            self.rebuild_index()
+        return gone
+
     def has_task(self, task_id: str) -> bool:
         return self._task_row(task_id) is not None
 
