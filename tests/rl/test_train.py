@@ -75,7 +75,7 @@ def _config(*args, **extra) -> TrainConfig:
     return load_config(TrainConfig, None, _overrides(*args, **extra))
 
 
-@pytest.mark.parametrize("algo", ["grpo", "rloo", "ppo", "coderl"])
+@pytest.mark.parametrize("algo", ["grpo", "rloo", "ppo", "coderl", "falcon"])
 def test_each_algorithm_trains_logs_and_saves(
     algo: str, tiny_dir: Path, tasks_file: Path, tmp_path: Path
 ) -> None:
@@ -106,6 +106,10 @@ def test_algorithm_specific_metrics(tiny_dir: Path, tasks_file: Path, tmp_path: 
     train_rl(_config(tiny_dir, tasks_file, tmp_path / "coderl", algo="coderl", max_steps=1), progress=False)
     coderl = read_metrics(tmp_path / "coderl" / "metrics.jsonl")[-2]
     assert {"coderl/baseline_reward", "loss/ce", "loss/coderl/loss"} <= set(coderl)
+    train_rl(_config(tiny_dir, tasks_file, tmp_path / "falcon", algo="falcon", max_steps=1), progress=False)
+    falcon = read_metrics(tmp_path / "falcon" / "metrics.jsonl")[-2]
+    assert falcon["falcon/tasks"] == 2 and falcon["falcon/adapted_tasks"] >= 1
+    assert {"falcon/meta_grad_norm", "falcon/inner_loss"} <= set(falcon)
 
 
 def test_group_size_one_is_rejected_for_grpo(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
@@ -116,15 +120,17 @@ def test_group_size_one_is_rejected_for_grpo(tiny_dir: Path, tasks_file: Path, t
 
 
 def _comparable(records: list[dict]) -> list[tuple]:
-    keys = ("reward/total", "exec/pass_rate", "loss/grpo/loss", "sample/length_mean")
+    keys = ("reward/total", "exec/pass_rate", "loss/grpo/loss", "sample/length_mean", "falcon/inner_loss")
     return [(r["step"], *(round(r.get(k, -1.0), 6) for k in keys)) for r in records if "reward/total" in r]
 
 
+@pytest.mark.parametrize("algo", ["grpo", "falcon"])
 def test_resume_after_an_interrupt_continues_exactly(
-    tiny_dir: Path, tasks_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    algo: str, tiny_dir: Path, tasks_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """FALCON also rolls its long-term memory back to the checkpoint, so retrieval repeats too."""
     straight = tmp_path / "straight"
-    train_rl(_config(tiny_dir, tasks_file, straight), progress=False)
+    train_rl(_config(tiny_dir, tasks_file, straight, algo=algo), progress=False)
     killed = tmp_path / "killed"
     real = train_module._train_step
     calls = {"n": 0}
@@ -137,10 +143,10 @@ def test_resume_after_an_interrupt_continues_exactly(
 
     monkeypatch.setattr(train_module, "_train_step", dies_in_step_3)
     with pytest.raises(KeyboardInterrupt):
-        train_rl(_config(tiny_dir, tasks_file, killed), progress=False)
+        train_rl(_config(tiny_dir, tasks_file, killed, algo=algo), progress=False)
     monkeypatch.setattr(train_module, "_train_step", real)
     assert latest_checkpoint(killed / "checkpoints").step == 2
-    train_rl(_config(tiny_dir, tasks_file, killed), progress=False)
+    train_rl(_config(tiny_dir, tasks_file, killed, algo=algo), progress=False)
     assert _comparable(read_metrics(killed / "metrics.jsonl")) == _comparable(
         read_metrics(straight / "metrics.jsonl")
     )
@@ -180,3 +186,20 @@ def test_kill_9_mid_training_then_resume(tiny_dir: Path, tasks_file: Path, tmp_p
     assert [round(r["loss/ce"], 5) for r in b if "loss/ce" in r] == [
         round(r["loss/ce"], 5) for r in a if "loss/ce" in r
     ]
+
+
+def test_coderl_with_a_critic_weighs_tokens(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
+    from codefalcon.critic import Critic
+    from codefalcon.rl.critic_weights import CriticTokenWeights
+
+    critic_dir = tmp_path / "critic"
+    Critic.from_backbone(str(tiny_dir), max_problem_tokens=120, max_program_tokens=120).save(critic_dir)
+    out = tmp_path / "run"
+    config = _config(
+        tiny_dir, tasks_file, out, algo="coderl", max_steps=1, coderl={"critic": str(critic_dir)}
+    )
+    train_rl(config, progress=False)
+    record = read_metrics(out / "metrics.jsonl")[-2]
+    assert "coderl/return_mean" in record and "loss/coderl/loss" in record
+    weights = CriticTokenWeights(critic_dir)
+    assert isinstance(weights.critic, Critic)

@@ -11,7 +11,7 @@ import logging
 
 import typer
 
-from codefalcon.cli import evaluate, models, training
+from codefalcon.cli import critic, evaluate, models, training
 from codefalcon.cli import tasks as tasks_cli
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command()(training.train)
 app.command()(evaluate.report)
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(models.app, name="model")
+app.add_typer(critic.app, name="critic")
 
 
 def main() -> None:

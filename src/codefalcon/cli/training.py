@@ -35,7 +35,7 @@ def sft(
     """
     from codefalcon.rl.sft import SFTConfig, train_sft
 
-    summary = _run_recipe(SFTConfig, train_sft, config, overrides or [], print_config)
+    summary = run_recipe(SFTConfig, train_sft, config, overrides or [], print_config)
     if summary is not None:
         _print_run_summary(summary)
 
@@ -70,13 +70,13 @@ def train(
     from codefalcon.rl.train_config import TrainConfig
 
     extra = [f"algo={algo}"] if algo else []
-    summary = _run_recipe(TrainConfig, train_rl, config, [*(overrides or []), *extra], print_config)
+    summary = run_recipe(TrainConfig, train_rl, config, [*(overrides or []), *extra], print_config)
     if summary is not None:
         err.print(summary)
         print(json.dumps(summary))
 
 
-def _run_recipe(
+def run_recipe(
     model: type, recipe: Callable[[Any], dict], path: Path | None, overrides: list[str], dry: bool
 ):
     """Load and print the config, then run ``recipe`` on it (None with --print-config)."""

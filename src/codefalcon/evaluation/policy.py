@@ -8,14 +8,14 @@ recipes for held-out pass@k before and after training. Files land in ``out_dir``
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from codefalcon.evaluation.metrics import summarize
 from codefalcon.evaluation.samples import read_samples, write_results
 from codefalcon.execution import Executor, ExecutorConfig
-from codefalcon.models import Policy, SamplingParams, generate_samples
+from codefalcon.models import Policy, Prompt, SamplingParams, generate_samples
 from codefalcon.tasks.record import Task
 
 
@@ -31,6 +31,7 @@ def evaluate_policy(
     executor_config: ExecutorConfig | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    prompt_for: Callable[[Task], Prompt] | None = None,
 ) -> dict[str, Any]:
     """Sample ``n`` programs per task, run them against the hidden tests, return the summary.
 
@@ -41,7 +42,9 @@ def evaluate_policy(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples_path = out / "samples.jsonl"
-    stats = generate_samples(policy, tasks, n, params, samples_path, progress, batch_size=batch_size)
+    stats = generate_samples(
+        policy, tasks, n, params, samples_path, progress, batch_size=batch_size, prompt_for=prompt_for
+    )
     by_id = {task.task_id: task for task in tasks}
     rows = [s for s in read_samples(samples_path, by_id) if s.completion_id < n]
     jobs = [(by_id[s.task_id].runnable(s.program), by_id[s.task_id].tests) for s in rows]

@@ -13,8 +13,9 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from codefalcon.models.extract import extract_program
@@ -70,10 +71,12 @@ def generate_samples(
     *,
     backend: GenerationBackend | None = None,
     batch_size: int = 16,
+    prompt_for: Callable[[Task], Prompt] | None = None,
 ) -> GenerationStats:
     """Sample ``n`` programs per task with ``policy`` and append them to ``out_path``.
 
-    Prompts come from `build_policy_prompt`; each prompt's stop sequences are added to
+    Prompts come from `build_policy_prompt` (or ``prompt_for``, e.g. one that adds retrieved
+    memory); each prompt's stop sequences are added to
     ``params.stop``. ``backend`` defaults to `HFBackend` (``batch_size`` sequences per round);
     tasks are sent to it in groups of about ``batch_size`` sequences so lines reach the file
     steadily. Existing lines in ``out_path`` are never rewritten; only an incomplete last line
@@ -86,7 +89,9 @@ def generate_samples(
     done = count_existing_samples(out)
     unique = list({task.task_id: task for task in reversed(tasks)}.values())[::-1]
     jobs = [
-        _Job(task, build_policy_prompt(task, policy), done.get(task.task_id, 0))
+        _Job(
+            task, (prompt_for or partial(build_policy_prompt, policy=policy))(task), done.get(task.task_id, 0)
+        )
         for task in unique
         if done.get(task.task_id, 0) < n
     ]

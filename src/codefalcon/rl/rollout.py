@@ -133,9 +133,13 @@ def collect_rollouts(
     executor: Executor,
     scorer: RewardScorer,
     batch_size: int,
+    prompt_for: Callable[[Task], Prompt] | None = None,
 ) -> tuple[Rollouts, RolloutTimes]:
-    """Sample ``group_size`` programs per task, execute and score them; see the module docstring."""
-    prompts = [build_policy_prompt(task, policy) for task in tasks]
+    """Sample ``group_size`` programs per task, execute and score them; see the module docstring.
+
+    ``prompt_for``: how to prompt a task (default `build_policy_prompt`; FALCON adds memory).
+    """
+    prompts = [prompt_for(task) if prompt_for else build_policy_prompt(task, policy) for task in tasks]
     per_chunk = max(1, batch_size // group_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-exec")
     completions: list[list[Completion]] = []
@@ -176,10 +180,13 @@ def greedy_rewards(
     params: SamplingParams,
     executor: Executor,
     scorer: RewardScorer,
+    prompt_for: Callable[[Task], Prompt] | None = None,
 ) -> Tensor:
     """(T,) reward of each task's greedy decode: CodeRL's baseline (missing rewards count as 0)."""
     greedy = replace(params, temperature=0.0)
-    rollouts, _ = collect_rollouts(policy, backend, tasks, 1, greedy, executor, scorer, backend.batch_size)
+    rollouts, _ = collect_rollouts(
+        policy, backend, tasks, 1, greedy, executor, scorer, backend.batch_size, prompt_for
+    )
     return torch.where(rollouts.reward_valid, rollouts.rewards, torch.zeros_like(rollouts.rewards))
 
 

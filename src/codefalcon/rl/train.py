@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from codefalcon.rl.algorithms import (
     micro_batches,
 )
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.rl.falcon import Falcon, MemoryPrompts, open_memory
 from codefalcon.rl.grpo import group_advantages, rloo_advantages
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.policy_setup import load_trainable_policy
@@ -57,7 +60,25 @@ def make_algorithm(config: TrainConfig) -> Algorithm:
         return GroupRelative("rloo", rloo_advantages, config.grpo, config.group_size, on_policy)
     if config.algo == "ppo":
         return PPO(config.ppo)
+    if config.algo == "falcon":
+        return Falcon(config.falcon, config.grpo, config.group_size)
     return CodeRL(config.coderl)
+
+
+@dataclass
+class _Run:
+    """Everything a step needs, set up once by `train_rl`."""
+
+    config: TrainConfig
+    policy: Policy
+    algo: Algorithm
+    ctx: StepContext
+    optimizer: torch.optim.Optimizer
+    backend: HFBackend
+    executor: Executor
+    scorer: RewardScorer
+    prompts: MemoryPrompts | None = None
+    """FALCON: memory-augmented prompts, and where rollouts are recorded."""
 
 
 def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
@@ -84,67 +105,74 @@ def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise ValueError("train: no tasks loaded")
     eval_tasks = (config.eval.load() if config.eval else [])[: config.eval_limit]
     metrics = MetricsLog(out, checkpoint.step if checkpoint else None, config.tensorboard)
-    backend = HFBackend(policy, batch_size=config.sampling.batch_size)
     scorer = RewardScorer(
         config.reward.unit_tests, dict(config.reward.static_weights), config.reward.aux_share
     )
-    summary: dict[str, Any] = {"algo": config.algo}
-    with Executor(ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout)) as executor:
-        evaluate = partial(_evaluate, policy, eval_tasks, out, config, executor)
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(
+            Executor(ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout))
+        )
+        backend = HFBackend(policy, batch_size=config.sampling.batch_size)
+        run = _Run(config, policy, algo, ctx, optimizer, backend, executor, scorer)
+        if isinstance(algo, Falcon):
+            run.prompts = _memory_prompts(config, policy, out, checkpoint.step if checkpoint else 0, stack)
+        evaluate = partial(_evaluate, run, eval_tasks, out)
         if checkpoint is None and eval_tasks:
             metrics.log(0, {"eval/pass@1": evaluate("before")})
-        batches = _task_batches(train_tasks, config, position)
-        bar = progress_bar(config.max_steps, step, "train", progress)
-        started = time.perf_counter()
-        while step < config.max_steps:
-            if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
-                log.warning("max_minutes reached at step %d", step)
-                break
-            tasks, position = next(batches)
-            record = _train_step(config, step, tasks, policy, backend, executor, scorer, algo, ctx, optimizer)
-            step += 1
-            if eval_tasks and step % config.eval_every == 0 and step < config.max_steps:
-                record["eval/pass@1"] = evaluate(f"step-{step:06d}")
-            metrics.log(step, record)
-            bar.update(1)
-            bar.set_postfix(
-                reward=f"{record['reward/total']:.3f}", pass_rate=f"{record['exec/pass_rate']:.2f}"
-            )
-            if step % config.save_every == 0 or step == config.max_steps:
-                _save(out, step, policy, optimizer, position, ctx, algo, config)
-        bar.close()
-        last = latest_checkpoint(out / "checkpoints")
-        if last is None or last.step != step:
-            _save(out, step, policy, optimizer, position, ctx, algo, config)
+        step = _loop(
+            run, train_tasks, step, position, out, metrics, evaluate if eval_tasks else None, progress
+        )
+        summary: dict[str, Any] = {"algo": config.algo, "steps": step}
         if eval_tasks:
-            after = evaluate("after")
-            metrics.log(step, {"eval/pass@1": after})
-            summary["pass@1_after"] = after
-        before = out / "eval" / "before" / "summary.json"
-        if before.is_file():
-            import json
-
-            summary["pass@1_before"] = json.loads(before.read_text())["pass_at_k"]["pass@1"]["value"]
+            summary["pass@1_after"] = evaluate("after")
+            metrics.log(step, {"eval/pass@1": summary["pass@1_after"]})
+            summary["pass@1_before"] = _read_pass_at_1(out / "eval" / "before")
     metrics.close()
     final = out / "final"
     policy.model.save_pretrained(final)
     policy.tokenizer.save_pretrained(final)
-    return {**summary, "steps": step, "final_model": str(final)}
+    return {**summary, "final_model": str(final)}
 
 
-def _train_step(
-    config: TrainConfig,
-    step: int,
+def _loop(
+    run: _Run,
     tasks: list[Task],
-    policy: Policy,
-    backend: HFBackend,
-    executor: Executor,
-    scorer: RewardScorer,
-    algo: Algorithm,
-    ctx: StepContext,
-    optimizer: torch.optim.Optimizer,
-) -> dict[str, float]:
+    step: int,
+    position: tuple[int, int],
+    out: Path,
+    metrics: MetricsLog,
+    evaluate: Callable[[str], float | None] | None,
+    progress: bool,
+) -> int:
+    """Steps until ``max_steps`` or ``max_minutes``; checkpoints on the way and at the end."""
+    config = run.config
+    batches = _task_batches(tasks, config, position)
+    bar = progress_bar(config.max_steps, step, "train", progress)
+    started = time.perf_counter()
+    while step < config.max_steps:
+        if config.max_minutes and time.perf_counter() - started > 60 * config.max_minutes:
+            log.warning("max_minutes reached at step %d", step)
+            break
+        batch, position = next(batches)
+        record = _train_step(run, step, batch)
+        step += 1
+        if evaluate and step % config.eval_every == 0 and step < config.max_steps:
+            record["eval/pass@1"] = evaluate(f"step-{step:06d}")
+        metrics.log(step, record)
+        bar.update(1)
+        bar.set_postfix(reward=f"{record['reward/total']:.3f}", pass_rate=f"{record['exec/pass_rate']:.2f}")
+        if step % config.save_every == 0 or step == config.max_steps:
+            _save(out, step, run, position)
+    bar.close()
+    last = latest_checkpoint(out / "checkpoints")
+    if last is None or last.step != step:
+        _save(out, step, run, position)
+    return step
+
+
+def _train_step(run: _Run, step: int, tasks: list[Task]) -> dict[str, float]:
     """One step: rollouts, advantages, update(s), CodeRL's CE step; returns the step's metrics."""
+    config, algo, ctx = run.config, run.algo, run.ctx
     sampling = config.sampling
     params = SamplingParams(
         temperature=sampling.temperature,
@@ -153,23 +181,36 @@ def _train_step(
         seed=config.seed * 1_000_003 + step,  # new samples every step, the same ones on resume
     )
     rollouts, times = collect_rollouts(
-        policy, backend, tasks, config.group_size, params, executor, scorer, sampling.batch_size
+        run.policy,
+        run.backend,
+        tasks,
+        config.group_size,
+        params,
+        run.executor,
+        run.scorer,
+        sampling.batch_size,
+        run.prompts,
     )
     record = {"time/generation": times.generation, "time/execution": times.execution}
     record["time/execution_wait"] = times.execution_wait
     t0 = time.perf_counter()
     if isinstance(algo, CodeRL) and config.coderl.relative_returns:
-        baseline = greedy_rewards(policy, backend, tasks, params, executor, scorer)
+        baseline = greedy_rewards(run.policy, run.backend, tasks, params, run.executor, run.scorer)
         ctx.baseline = baseline.repeat_interleave(config.group_size)
         record["time/baseline"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     prepared = algo.prepare(ctx, rollouts)
     record.update(prepared.metrics)
-    for _ in range(config.updates_per_step):
-        record.update(_update(config, algo, ctx, rollouts, prepared, optimizer))
+    if isinstance(algo, Falcon):
+        record.update(algo.meta_update(ctx, rollouts, prepared, run.optimizer, config.max_grad_norm))
+    else:
+        for _ in range(config.updates_per_step):
+            record.update(_update(config, algo, ctx, rollouts, prepared, run.optimizer))
     if algo.supervised_step:
-        record.update(_supervised_step(config, policy, tasks, optimizer))
+        record.update(_supervised_step(config, run.policy, tasks, run.optimizer))
     record["time/update"] = time.perf_counter() - t0
+    if run.prompts is not None:
+        run.prompts.record(rollouts, step + 1)
     record.update(rollout_metrics(rollouts))
     return record
 
@@ -278,10 +319,10 @@ def _adapter_disabled(model: Any) -> Iterator[Any]:
 
 
 def _critic_probs(path: str, policy: Policy) -> Callable[[Rollouts], torch.Tensor]:
-    """CodeRL's token weights from a trained critic (`codefalcon.critic`)."""
-    from codefalcon.critic import load_critic_scorer
+    """CodeRL's token weights from a trained critic (`codefalcon critic train`)."""
+    from codefalcon.rl.critic_weights import CriticTokenWeights
 
-    return load_critic_scorer(path, policy)
+    return CriticTokenWeights(path)
 
 
 def _task_batches(
@@ -293,54 +334,64 @@ def _task_batches(
         yield [tasks[i] for i in index], after
 
 
-def _evaluate(
-    policy: Policy, tasks: list[Task], out: Path, config: TrainConfig, executor: Executor, name: str
-) -> float | None:
-    """Greedy pass@1 on the eval tasks, written to ``eval/<name>/`` (samples, results, summary)."""
+def _evaluate(run: _Run, tasks: list[Task], out: Path, name: str) -> float | None:
+    """Greedy pass@1 on the eval tasks, written to ``eval/<name>/`` (samples, results, summary).
+
+    FALCON's policy is evaluated with its memory in the prompt (test tasks are never in it).
+    """
     from codefalcon.evaluation.policy import evaluate_policy
 
+    config = run.config
     params = SamplingParams(temperature=0.0, max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
     folder = out / "eval" / name
     if (folder / "samples.jsonl").exists():
         (folder / "samples.jsonl").unlink()  # an interrupted evaluation restarts from scratch
     summary = evaluate_policy(
-        policy,
+        run.policy,
         tasks,
         folder,
         params,
-        executor=executor,
+        executor=run.executor,
         batch_size=config.sampling.batch_size,
         progress=False,
+        prompt_for=run.prompts,
     )
     return summary["pass_at_k"]["pass@1"]["value"]
 
 
-def _save(
-    out: Path,
-    step: int,
-    policy: Policy,
-    optimizer: Any,
-    position: Any,
-    ctx: StepContext,
-    algo: Algorithm,
-    config: TrainConfig,
-) -> None:
+def _read_pass_at_1(folder: Path) -> float | None:
+    path = folder / "summary.json"
+    return json.loads(path.read_text())["pass_at_k"]["pass@1"]["value"] if path.is_file() else None
+
+
+def _memory_prompts(
+    config: TrainConfig, policy: Policy, out: Path, resume_step: int, stack: contextlib.ExitStack
+) -> MemoryPrompts:
+    """FALCON's long-term memory, rolled back to the checkpoint if it is the run's own store."""
+    memory = stack.enter_context(open_memory(config.falcon, str(out / "memory.db")))
+    if config.falcon.memory is None:
+        memory.forget_after(resume_step)
+    budget = (policy.max_positions or 4096) - config.sampling.max_new_tokens
+    return MemoryPrompts(policy, memory, config.falcon.retrieve_k, budget)
+
+
+def _save(out: Path, step: int, run: _Run, position: Any) -> None:
     extra: dict[str, Any] = {}
-    if ctx.value_head is not None:
-        extra["value_head"] = copy.deepcopy(ctx.value_head.state_dict())
-    if isinstance(algo, PPO):
-        extra["kl"] = algo.kl.state_dict()
-    state = {"position": list(position), "algo": config.algo}
+    if run.ctx.value_head is not None:
+        extra["value_head"] = copy.deepcopy(run.ctx.value_head.state_dict())
+    if isinstance(run.algo, PPO):
+        extra["kl"] = run.algo.kl.state_dict()
+    state = {"position": list(position), "algo": run.config.algo}
     save_checkpoint(
         out / "checkpoints",
         step,
-        policy.model,
-        policy.tokenizer,
-        optimizer,
+        run.policy.model,
+        run.policy.tokenizer,
+        run.optimizer,
         None,
         state,
         extra=extra,
-        keep=config.keep_checkpoints,
+        keep=run.config.keep_checkpoints,
     )
 
 

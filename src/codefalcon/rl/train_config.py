@@ -14,7 +14,7 @@ from codefalcon.configs import StrictModel
 from codefalcon.rl.policy_setup import LoraOptions
 from codefalcon.rl.sft import TaskSource
 
-Algo = Literal["coderl", "ppo", "grpo", "rloo"]
+Algo = Literal["coderl", "ppo", "grpo", "rloo", "falcon"]
 
 
 class SamplingOptions(StrictModel):
@@ -83,6 +83,22 @@ class CodeRLOptions(StrictModel):
     """Weight of the supervised step on reference solutions that alternates with each RL step."""
 
 
+class FalconOptions(StrictModel):
+    """FALCON's meta-RL (see codefalcon.rl.falcon): memory in prompts, inner adaptation, Reptile."""
+
+    inner_steps: int = Field(default=2, ge=1)
+    """SGD steps of the per-task copy on that task's fresh samples (short-term memory)."""
+    inner_lr: float = Field(default=1e-3, gt=0)
+    """Inner SGD step size; the outer (Reptile) step uses ``lr`` with AdamW."""
+    memory: str | None = None
+    """Long-term store (SQLite; the FAISS index sits beside it). Default: <out_dir>/memory.db,
+    which a resumed run rolls back to its checkpoint; a store given here is only added to."""
+    embedder: str = "hashing"
+    """hashing (no dependencies) or minilm (the offline all-MiniLM-L6-v2)."""
+    retrieve_k: int = Field(default=2, ge=0)
+    """Solved similar tasks put in each rollout prompt (0: no long-term memory in prompts)."""
+
+
 class TrainConfig(StrictModel):
     """Options of `codefalcon train` (YAML keys; each can be overridden as key=value)."""
 
@@ -118,6 +134,7 @@ class TrainConfig(StrictModel):
     grpo: GRPOOptions = GRPOOptions()
     ppo: PPOOptions = PPOOptions()
     coderl: CodeRLOptions = CodeRLOptions()
+    falcon: FalconOptions = FalconOptions()
     eval_every: int = Field(default=25, ge=1)
     eval_max_new_tokens: int = Field(default=128, ge=1)
     save_every: int = Field(default=10, ge=1)
@@ -128,7 +145,7 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.algo in ("grpo", "rloo") and self.group_size < 2:
+        if self.algo in ("grpo", "rloo", "falcon") and self.group_size < 2:
             raise ValueError(
                 f"group_size must be >= 2 for {self.algo} (advantages are relative within a group); "
                 "set group_size: 8"

@@ -1,0 +1,42 @@
+"""CodeRL's token weights from a trained critic: p_critic(observed outcome | program up to token t)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from codefalcon.critic import Critic, Outcome, default_problem_text, outcome_of_result
+from codefalcon.rl.rollout import Rollouts
+
+
+class CriticTokenWeights:
+    """(B, C) weights for a step's rollouts, for `coderl_token_returns`.
+
+    The critic scores each executed program (what it was trained on) and the policy's completion
+    tokens are matched to the *last* C program tokens: a completion is the end of its program
+    (a function body after the prompt's prefix), so with the policy's own tokenizer the match is
+    exact; with another tokenizer it is approximate at the edges. Rows whose outcome is unknown
+    (harness failures) get weight 0; they carry no loss anyway.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.critic = Critic.load(path)
+
+    def __call__(self, rollouts: Rollouts) -> Tensor:
+        outcomes = [outcome_of_result(r) for r in rollouts.results]
+        problems = [default_problem_text(t) for t in rollouts.tasks]
+        scores = self.critic.token_scores(
+            problems, list(rollouts.programs), [o or Outcome.FAILED_TEST for o in outcomes]
+        )
+        width = rollouts.completion_ids.shape[1]
+        weights = torch.zeros(rollouts.size, width)
+        for b, known in enumerate(outcomes):
+            n_program = int(scores.mask[b].sum())
+            n_completion = int(rollouts.completion_mask[b].sum())
+            if known is None or n_program == 0:
+                continue
+            index = torch.arange(n_completion) + max(n_program - n_completion, 0)
+            weights[b, :n_completion] = scores.probs[b, index.clamp(max=n_program - 1)]
+        return weights

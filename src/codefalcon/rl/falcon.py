@@ -1,0 +1,162 @@
+"""FALCON's meta-RL: long-term memory in the prompts, per-task inner adaptation, a first-order outer step.
+
+Each training step, for a batch of tasks:
+
+1. **Long-term memory in the rollout prompts** (`MemoryPrompts`): the best passing programs of the
+   most similar *other* training tasks, retrieved from the `LongTermMemory`, are put before the
+   task under a token budget (`assemble_prompt`; the task itself is never cut). Every rollout is
+   then written back to the store, so the memory grows with training.
+2. **Inner loop** (per task): a copy of the trainable weights (the LoRA adapter, or all weights)
+   takes ``inner_steps`` plain SGD steps of the group-relative policy-gradient loss on that task's
+   short-term memory: its freshly sampled programs and their rewards.
+3. **Outer loop**: Reptile (Nichol et al. 2018), the first-order meta-update: the shared weights
+   move toward the adapted ones, ``theta <- theta + eps * mean_i(theta_i - theta)``. We hand
+   ``-mean_i(theta_i - theta)`` to AdamW as the gradient (Reptile with an Adam outer optimiser),
+   so checkpoints, clipping and the learning rate work as for every other algorithm.
+
+Why Reptile rather than first-order MAML: FOMAML needs a second batch per task (query samples)
+to take the outer gradient at the adapted weights, which doubles generation, the slowest phase
+here; Reptile uses only the inner trajectory. Tasks whose group has no reward variance give no
+inner gradient and contribute theta_i - theta = 0, as in Reptile's average over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from codefalcon.memory import Attempt, LongTermMemory, assemble_prompt, load_embedder
+from codefalcon.models import Policy, Prompt, PromptFormat, build_policy_prompt, prompt_format
+from codefalcon.models.prompts import chat_messages, chat_template_renderer
+from codefalcon.rl.algorithms import GroupRelative, Prepared, StepContext
+from codefalcon.rl.grpo import group_advantages
+from codefalcon.rl.rollout import Rollouts
+from codefalcon.rl.train_config import FalconOptions, GRPOOptions
+from codefalcon.tasks.record import Task
+
+EXAMPLES_HEADER = "Solved examples of similar tasks:\n\n"
+
+
+class MemoryPrompts:
+    """Prompts with retrieved solutions of similar training tasks before the task (see module doc).
+
+    Completion prompts get the example programs as plain code before the function to complete
+    (few-shot, as a code model reads files); chat prompts get them in the user message. Other
+    formats are left as they are. ``budget``: the most prompt tokens (the model's context minus
+    the generation budget); retrieved context is cut first, the task never.
+    """
+
+    def __init__(self, policy: Policy, memory: LongTermMemory, k: int, budget: int) -> None:
+        self.policy, self.memory, self.k, self.budget = policy, memory, k, budget
+        self.format = prompt_format(policy)
+
+    def __call__(self, task: Task) -> Prompt:
+        base = build_policy_prompt(task, self.policy)
+        examples = self.memory.retrieve(task, k=self.k, n_errors=0).examples if self.k else ()
+        if not examples or self.format is PromptFormat.QA:
+            return base
+        if self.format is PromptFormat.COMPLETION:
+            programs = [e.program.strip() + "\n" for e in examples]
+            text = assemble_prompt(
+                base.text, programs, [], "", self._count, self.budget, examples_header=""
+            ).text
+            return Prompt(text, base.mode, base.stop)
+        user = chat_messages(task)[-1]["content"]
+        rendered = [e.render() for e in examples]
+        content = assemble_prompt(
+            user, rendered, [], "", self._count, self.budget - 64, examples_header=EXAMPLES_HEADER
+        )
+        text = chat_template_renderer(self.policy.tokenizer)([{"role": "user", "content": content.text}])
+        return Prompt(text, base.mode, base.stop)
+
+    def record(self, rollouts: Rollouts, step: int) -> None:
+        """Write every rollout of ``step`` to the long-term store (one transaction)."""
+        attempts = [
+            Attempt.from_execution(
+                task, program, result, rewards=breakdown.metrics(prefix=""), model_step=step
+            )
+            for task, program, result, breakdown in zip(
+                rollouts.tasks, rollouts.programs, rollouts.results, rollouts.breakdowns, strict=True
+            )
+        ]
+        self.memory.add(attempts)
+
+    def _count(self, text: str) -> int:
+        return len(self.policy.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def open_memory(options: FalconOptions, default_path: str) -> LongTermMemory:
+    return LongTermMemory(options.memory or default_path, load_embedder(options.embedder))
+
+
+@dataclass
+class Falcon:
+    """The meta-RL update (see the module docstring); its loss is GRPO's on one task's samples."""
+
+    options: FalconOptions
+    grpo: GRPOOptions
+    group_size: int
+    name: str = "falcon"
+    needs_reference: bool = False
+    needs_values: bool = False
+    supervised_step: bool = False
+
+    def __post_init__(self) -> None:
+        self._inner = GroupRelative("falcon", group_advantages, self.grpo, self.group_size, on_policy=True)
+
+    def prepare(self, ctx: StepContext, rollouts: Rollouts) -> Prepared:
+        return self._inner.prepare(ctx, rollouts)
+
+    def loss(self, ctx: StepContext, rows: Rollouts, prep: Prepared) -> tuple[Tensor, dict[str, float]]:
+        return self._inner.loss(ctx, rows, prep)
+
+    def meta_update(
+        self,
+        ctx: StepContext,
+        rollouts: Rollouts,
+        prepared: Prepared,
+        optimizer: torch.optim.Optimizer,
+        max_grad_norm: float,
+    ) -> dict[str, float]:
+        """Inner adaptation per task, then one Reptile step of the shared weights."""
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        base = [p.detach().clone() for p in params]
+        delta = [torch.zeros_like(p) for p in params]
+        n_tasks = rollouts.size // self.group_size
+        adapted, inner_loss, entropy = 0, 0.0, 0.0
+        for g in range(n_tasks):
+            rows = list(range(g * self.group_size, (g + 1) * self.group_size))
+            prep = prepared.rows(rows)
+            if not bool(prep.loss_mask.any()) or bool((prep.advantages == 0).all()):
+                continue  # no learning signal in this task's group: theta_i = theta
+            for k in range(self.options.inner_steps):
+                loss, stats = self.loss(ctx, rollouts.rows(rows), prep)
+                inner_loss += float(loss)
+                entropy += stats["policy/entropy"] if k == 0 else 0.0  # of the shared policy
+                _sgd_step(params, loss, self.options.inner_lr)
+            with torch.no_grad():
+                for d, p, b in zip(delta, params, base, strict=True):
+                    d += p - b
+                    p.copy_(b)
+            adapted += 1
+        metrics = {"falcon/adapted_tasks": float(adapted), "falcon/tasks": float(n_tasks)}
+        if adapted == 0:
+            return metrics
+        for p, d in zip(params, delta, strict=True):
+            p.grad = -d / n_tasks  # Reptile: the outer "gradient" points from theta_i back to theta
+        metrics["falcon/meta_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        metrics["falcon/inner_loss"] = inner_loss / (adapted * self.options.inner_steps)
+        metrics["policy/entropy"] = entropy / adapted
+        return metrics
+
+
+def _sgd_step(params: list[torch.nn.Parameter], loss: Tensor, lr: float) -> None:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            if g is not None:
+                p -= lr * g
