@@ -11,7 +11,7 @@ import logging
 
 import typer
 
-from codefalcon.cli import critic, evaluate, models, training
+from codefalcon.cli import critic, evaluate, memory, models, training
 from codefalcon.cli import tasks as tasks_cli
 
 app = typer.Typer(
@@ -23,12 +23,14 @@ app = typer.Typer(
 )
 app.command()(evaluate.evaluate)
 app.command()(models.generate)
+app.command()(models.solve)
 app.command()(training.sft)
 app.command()(training.train)
 app.command()(evaluate.report)
 app.add_typer(tasks_cli.app, name="tasks")
 app.add_typer(models.app, name="model")
 app.add_typer(critic.app, name="critic")
+app.add_typer(memory.app, name="memory")
 
 
 def main() -> None:

@@ -132,3 +132,44 @@ def _python_files(paths: list[Path]) -> list[Path]:
             raise fail(f"--source: no such file or folder: {path}")
         files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
     return files
+
+
+def solve(
+    model: ModelOption,
+    benchmark: Annotated[Benchmark, typer.Option(help="Which benchmark's tasks to solve.")],
+    out: Annotated[Path, typer.Option(help="Ranked samples JSONL (each task's first line is the pick).")],
+    strategy: Annotated[
+        str, typer.Option(help="sample, best_of_n, repair, critic (CodeRL critic sampling) or falcon.")
+    ] = "sample",
+    budget: Annotated[int, typer.Option(help="Generations per task, the same for every strategy.")] = 4,
+    rounds: Annotated[int, typer.Option(help="Repair / refine rounds after the first samples.")] = 1,
+    data: Annotated[Path | None, typer.Option(help="Benchmark data (not needed for HumanEval).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to solve.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Only the first N tasks.")] = None,
+    critic: Annotated[Path | None, typer.Option(help="A trained critic folder (critic, best_of_n).")] = None,
+    memory: Annotated[Path | None, typer.Option(help="A long-term memory store (falcon).")] = None,
+    retrieve_k: Annotated[int, typer.Option(help="Solved similar tasks per prompt (falcon).")] = 2,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    max_new_tokens: Annotated[int, typer.Option(help="Token budget per generation.")] = 512,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Sequences per generate call.")] = 16,
+) -> None:
+    """Solve tasks with an inference strategy under a fixed generation budget; pass@1 and n@k.
+
+    Example tests (from the statement, APPS' extracted examples, or MBPP's first test) select
+    and repair programs; the hidden tests only score the final pick.
+    """
+    from codefalcon.inference import solve_main
+
+    options = {
+        "model": model, "benchmark": benchmark.value, "out": out, "strategy": strategy, "budget": budget,
+        "rounds": rounds, "data": data, "split": split, "limit": limit, "critic": critic, "memory": memory,
+        "retrieve_k": retrieve_k, "temperature": temperature, "max_new_tokens": max_new_tokens,
+        "seed": seed, "batch_size": batch_size,
+    }  # fmt: skip
+    try:
+        summary = solve_main(options)
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    err.print({k: v for k, v in summary.items() if k not in ("hidden_tests", "config")})
+    print(json.dumps(summary, default=str))

@@ -1,0 +1,147 @@
+"""The model, training, critic and memory commands end to end on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from codefalcon.cli import app
+from codefalcon.tasks.jsonl import save_tasks_jsonl
+from codefalcon.tasks.synth import generate_splits
+
+runner = CliRunner()
+
+
+def _ok(*args: str):
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def tasks_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    train, test = generate_splits(6, 3, seed=4)
+    path = tmp_path_factory.mktemp("cli") / "tasks.jsonl"
+    save_tasks_jsonl(train + test, path)
+    return path
+
+
+def test_build_tiny_then_generate_resumes_then_evaluate(
+    tmp_path: Path, tasks_file: Path, small_sources
+) -> None:
+    model = tmp_path / "tiny"
+    sources = [arg for f in small_sources for arg in ("--source", str(f))]
+    built = _ok(
+        "model",
+        "build-tiny",
+        "--out",
+        str(model),
+        *sources,
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "32",
+        "--n-head",
+        "2",
+        "--vocab-size",
+        "600",
+    )
+    assert json.loads(built.stdout.strip().splitlines()[-1])["n_params"] > 0
+    samples = tmp_path / "s.jsonl"
+    args = [
+        "generate",
+        "--model",
+        str(model),
+        "--benchmark",
+        "jsonl",
+        "--data",
+        str(tasks_file),
+        "--split",
+        "test",
+    ]
+    args += ["--n", "2", "--temperature", "0.8", "--max-new-tokens", "8", "--out", str(samples)]
+    _ok(*args, "--limit", "2")
+    first = samples.read_text().splitlines()
+    assert len(first) == 4 and all({"task_id", "completion", "solution"} <= set(json.loads(x)) for x in first)
+    _ok(*args)  # all 3 test tasks now: the first two are kept, one more is added
+    lines = samples.read_text().splitlines()
+    assert lines[:4] == first and len(lines) == 6
+    evaluated = _ok(
+        "evaluate",
+        "--benchmark",
+        "jsonl",
+        "--data",
+        str(tasks_file),
+        "--samples",
+        str(samples),
+        "--k",
+        "1,2",
+        "--json",
+    )
+    summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert summary["n_tasks"] == 3 and summary["n_samples"] == 6
+
+
+def test_bad_options_are_named(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["generate", "--model", str(tmp_path / "nope"), "--benchmark", "humaneval", "--out", "x.jsonl"]
+    )
+    assert result.exit_code == 2 and "--model" in result.output
+    result = runner.invoke(app, ["sft", "model=m", "train=[]", "stepz=3", "--print-config"])
+    assert result.exit_code == 2 and "unknown key 'stepz'" in result.output
+    result = runner.invoke(app, ["train", "--algo", "dqn", "model=m", "train={benchmark: humaneval}"])
+    assert result.exit_code == 2 and "algo" in result.output
+
+
+def test_memory_add_stats_search_export(tmp_path: Path, tasks_file: Path) -> None:
+    results = tmp_path / "r.jsonl"
+    _ok(
+        "evaluate",
+        "--benchmark",
+        "jsonl",
+        "--data",
+        str(tasks_file),
+        "--samples",
+        "canonical",
+        "--k",
+        "1",
+        "--out",
+        str(results),
+    )
+    samples = tmp_path / "s.jsonl"
+    from codefalcon.tasks import load_tasks_jsonl
+
+    tasks = load_tasks_jsonl(tasks_file)
+    samples.write_text(
+        "".join(json.dumps({"task_id": t.task_id, "solution": t.solutions[0]}) + "\n" for t in tasks)
+    )
+    store = str(tmp_path / "m.db")
+    added = _ok(
+        "memory",
+        "add",
+        "--store",
+        store,
+        "--samples",
+        str(samples),
+        "--results",
+        str(results),
+        "--benchmark",
+        "jsonl",
+        "--data",
+        str(tasks_file),
+    )
+    assert "9" in added.stdout
+    stats = json.loads(_ok("memory", "stats", "--store", store).stdout.strip().splitlines()[-1])
+    assert stats["n_attempts"] == 9 and stats["tasks_per_split"] == {"train": 6, "test": 3}
+    query = next(t.task_id for t in tasks if t.split == "train")
+    found = json.loads(
+        _ok("memory", "search", "--store", store, query, "--k", "2").stdout.strip().splitlines()[-1]
+    )
+    assert found["examples"] and all(e["task_id"] != query for e in found["examples"])
+    assert all(e["task_id"].startswith("synth/train/") for e in found["examples"])  # never test tasks
+    out = tmp_path / "export.jsonl"
+    _ok("memory", "export", "--store", store, "--out", str(out))
+    assert len(out.read_text().splitlines()) == 9
