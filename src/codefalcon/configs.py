@@ -24,9 +24,10 @@ class ConfigError(ValueError):
 
 
 class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are errors, values are checked on assignment."""
+    """Base for config sections: unknown keys are errors, values are checked on assignment, and
+    each field's docstring is its description (shown by ``--print-config`` tools and docs)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 def load_config(
@@ -100,6 +101,9 @@ def format_errors(error: ValidationError) -> str:
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"unknown key {key!r}")
+        elif item["type"] == "value_error":  # a validator's own message already names the fix
+            message = item["msg"].removeprefix("Value error, ")
+            lines.append(message if not item["loc"] else f"{key}: {message}")
         else:
             lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
     return "; ".join(lines)

@@ -93,3 +93,31 @@ def run_recipe(
         return recipe(cfg)
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
+
+
+def run(
+    arguments: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="[CONFIG.yaml] then key=value overrides (e.g. out_dir=runs/x sft.max_steps=100); "
+            "without a config file, the embedded default (tiny model, generated tasks).",
+            show_default=False,
+        ),
+    ] = None,
+    print_config: PrintOption = False,
+) -> None:
+    """The whole pipeline as one resumable job: tasks -> warm-up -> baseline -> RL with memory ->
+    final evaluation -> inference ablation -> report. Run it again after an interrupt to continue."""
+    from codefalcon.pipeline import DEFAULT_CONFIG, RunConfig, run_pipeline
+
+    items = list(arguments or [])
+    path = Path(items.pop(0)) if items and "=" not in items[0] else DEFAULT_CONFIG
+    config = run_recipe(RunConfig, lambda cfg: cfg, path, items, print_config)
+    if config is None:
+        return
+    try:
+        summary = run_pipeline(config, say=lambda text: err.print(text, highlight=False))
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    err.print(f"[bold]report:[/] {summary['report']}")
+    print(json.dumps(summary, default=str))
