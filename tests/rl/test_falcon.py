@@ -7,7 +7,7 @@ from pathlib import Path
 from codefalcon.execution import ExecutionResult, TestResult, Verdict
 from codefalcon.memory import Attempt, HashingEmbedder, LongTermMemory
 from codefalcon.models import build_policy_prompt, load_policy
-from codefalcon.rl.falcon import MemoryPrompts
+from codefalcon.rl.memory_prompts import MemoryPrompts
 from codefalcon.tasks.synth import generate_splits
 
 PASSED = ExecutionResult(Verdict.PASSED, (TestResult(0, Verdict.PASSED),), n_tests=1)

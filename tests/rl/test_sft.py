@@ -134,3 +134,28 @@ def test_final_eval_reports_pass_at_1(tiny_dir: Path, tasks_file: Path, tmp_path
     assert 0.0 <= evaluation["pass_at_k"]["pass@1"]["value"] <= 1.0
     assert set(evaluation["by_difficulty"]) <= {"easy", "medium", "hard"}
     assert (tmp_path / "run" / "eval" / "results.jsonl").is_file()
+
+
+def test_retrieval_aware_warm_up_stores_verified_references(
+    tiny_dir: Path, tasks_file: Path, tmp_path: Path
+) -> None:
+    from codefalcon.memory import LongTermMemory
+    from codefalcon.rl.memory_prompts import MemoryPrompts
+    from codefalcon.rl.sft import _examples
+    from codefalcon.tasks import load_tasks_jsonl
+
+    config = _config(
+        tiny_dir, tasks_file, tmp_path / "run", max_steps=2, memory_context={"k": 1, "fraction": 1.0}
+    )
+    train_sft(config, progress=False)
+    with LongTermMemory(tmp_path / "run" / "memory.db") as memory:
+        stats = memory.stats()
+        assert stats["tasks_per_split"] == {"train": 48} and stats["attempts_per_verdict"] == {"passed": 48}
+        policy = load_policy(tiny_dir)
+        train = [t for t in load_tasks_jsonl(tasks_file) if t.split == "train"]
+        examples, _ = _examples(policy, train[:3], config, MemoryPrompts(policy, memory, 1, 150))
+        plain, _ = _examples(policy, train[:3], config)
+    assert len(examples) == len(plain) >= 1
+    for with_memory, without in zip(examples, plain, strict=True):
+        assert len(with_memory.input_ids) > len(without.input_ids)  # retrieved context came first
+        assert with_memory.labels[-without.n_answer_tokens :] == without.labels[-without.n_answer_tokens :]

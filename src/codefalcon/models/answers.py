@@ -80,13 +80,16 @@ def answer_text(task: Task, prompt: Prompt, solution: str, fmt: PromptFormat, to
     return solution if solution.endswith("\n") else solution + "\n"
 
 
-def encode_example(policy: Policy, task: Task, solution: str) -> Example:
+def encode_example(policy: Policy, task: Task, solution: str, prompt: Prompt | None = None) -> Example:
     """Prompt and answer ids for ``task`` with reference ``solution``, loss on the answer only.
+
+    ``prompt``: the prompt to train under (default `build_policy_prompt`; e.g. one with
+    retrieved context); its format must be the policy's.
 
     The answer ends at the first eos id (chat templates put text after their end-of-turn token)
     or gets one appended, so the model learns where to stop.
     """
-    prompt = build_policy_prompt(task, policy)
+    prompt = prompt or build_policy_prompt(task, policy)
     fmt = prompt_format(policy)
     tokenizer = policy.tokenizer
     answer = answer_text(task, prompt, solution, fmt, tokenizer if fmt is PromptFormat.CHAT else None)

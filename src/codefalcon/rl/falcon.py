@@ -2,10 +2,10 @@
 
 Each training step, for a batch of tasks:
 
-1. **Long-term memory in the rollout prompts** (`MemoryPrompts`): the best passing programs of the
-   most similar *other* training tasks, retrieved from the `LongTermMemory`, are put before the
-   task under a token budget (`assemble_prompt`; the task itself is never cut). Every rollout is
-   then written back to the store, so the memory grows with training.
+1. **Long-term memory in the rollout prompts** (`codefalcon.rl.memory_prompts`): the best
+   passing programs of the most similar *other* training tasks, retrieved from the
+   `LongTermMemory`, are put before the task under a token budget (`assemble_prompt`; the task
+   itself is never cut). Every rollout is then written back to the store, so the memory grows.
 2. **Inner loop** (per task): a copy of the trainable weights (the LoRA adapter, or all weights)
    takes ``inner_steps`` plain SGD steps of the group-relative policy-gradient loss on that task's
    short-term memory: its freshly sampled programs and their rewards.
@@ -27,68 +27,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from codefalcon.memory import Attempt, LongTermMemory, assemble_prompt, load_embedder
-from codefalcon.models import Policy, Prompt, PromptFormat, build_policy_prompt, prompt_format
-from codefalcon.models.prompts import chat_messages, chat_template_renderer
 from codefalcon.rl.algorithms import GroupRelative, Prepared, StepContext
 from codefalcon.rl.grpo import group_advantages
+from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory
 from codefalcon.rl.rollout import Rollouts
 from codefalcon.rl.train_config import FalconOptions, GRPOOptions
-from codefalcon.tasks.record import Task
 
-EXAMPLES_HEADER = "Solved examples of similar tasks:\n\n"
-
-
-class MemoryPrompts:
-    """Prompts with retrieved solutions of similar training tasks before the task (see module doc).
-
-    Completion prompts get the example programs as plain code before the function to complete
-    (few-shot, as a code model reads files); chat prompts get them in the user message. Other
-    formats are left as they are. ``budget``: the most prompt tokens (the model's context minus
-    the generation budget); retrieved context is cut first, the task never.
-    """
-
-    def __init__(self, policy: Policy, memory: LongTermMemory, k: int, budget: int) -> None:
-        self.policy, self.memory, self.k, self.budget = policy, memory, k, budget
-        self.format = prompt_format(policy)
-
-    def __call__(self, task: Task) -> Prompt:
-        base = build_policy_prompt(task, self.policy)
-        examples = self.memory.retrieve(task, k=self.k, n_errors=0).examples if self.k else ()
-        if not examples or self.format is PromptFormat.QA:
-            return base
-        if self.format is PromptFormat.COMPLETION:
-            programs = [e.program.strip() + "\n" for e in examples]
-            text = assemble_prompt(
-                base.text, programs, [], "", self._count, self.budget, examples_header=""
-            ).text
-            return Prompt(text, base.mode, base.stop)
-        user = chat_messages(task)[-1]["content"]
-        rendered = [e.render() for e in examples]
-        content = assemble_prompt(
-            user, rendered, [], "", self._count, self.budget - 64, examples_header=EXAMPLES_HEADER
-        )
-        text = chat_template_renderer(self.policy.tokenizer)([{"role": "user", "content": content.text}])
-        return Prompt(text, base.mode, base.stop)
-
-    def record(self, rollouts: Rollouts, step: int) -> None:
-        """Write every rollout of ``step`` to the long-term store (one transaction)."""
-        attempts = [
-            Attempt.from_execution(
-                task, program, result, rewards=breakdown.metrics(prefix=""), model_step=step
-            )
-            for task, program, result, breakdown in zip(
-                rollouts.tasks, rollouts.programs, rollouts.results, rollouts.breakdowns, strict=True
-            )
-        ]
-        self.memory.add(attempts)
-
-    def _count(self, text: str) -> int:
-        return len(self.policy.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def open_memory(options: FalconOptions, default_path: str) -> LongTermMemory:
-    return LongTermMemory(options.memory or default_path, load_embedder(options.embedder))
+__all__ = ["Falcon", "MemoryPrompts", "open_memory"]
 
 
 @dataclass

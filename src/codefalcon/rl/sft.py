@@ -13,6 +13,7 @@ a resumed run sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import Field, model_validator
 from codefalcon.configs import StrictModel
 from codefalcon.models.answers import IGNORE_INDEX, Example, encode_example
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
 from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
@@ -50,6 +52,16 @@ class TaskSource(StrictModel):
 
         tasks = load_benchmark(self.benchmark, self.path, self.split)
         return tasks[: self.limit] if self.limit else tasks
+
+
+class MemoryContext(StrictModel):
+    """Retrieval-aware warm-up: some prompts carry solved similar training tasks, as FALCON's will."""
+
+    k: int = Field(default=2, ge=1)
+    """Retrieved solutions per prompt."""
+    fraction: float = Field(default=0.5, gt=0, le=1)
+    """Share of the examples trained with retrieved context (chosen by task, seeded)."""
+    embedder: str = "hashing"
 
 
 class SFTConfig(StrictModel):
@@ -83,6 +95,8 @@ class SFTConfig(StrictModel):
     max_grad_norm: float = Field(default=1.0, gt=0)
     max_length: int = Field(default=512, ge=8)
     """Longer examples (prompt + answer tokens) are dropped and counted, never cut."""
+    memory_context: MemoryContext | None = None
+    """Train part of the examples under prompts with retrieved solutions (for FALCON)."""
     max_solutions_per_task: int = Field(default=1, ge=1)
     """APPS has many references per problem; each used one is an example."""
     bf16_autocast: bool = False
@@ -117,7 +131,9 @@ def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
         config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None
     )
     model = policy.model
-    train_examples, dropped = _examples(policy, _load_tasks(config.train), config)
+    train_tasks = _load_tasks(config.train)
+    prompts = _memory_prompts(policy, train_tasks, out, config) if config.memory_context else None
+    train_examples, dropped = _examples(policy, train_tasks, config, prompts)
     if not train_examples:
         raise ValueError(f"no training examples fit max_length={config.max_length} ({dropped} dropped)")
     eval_tasks = config.eval.load() if config.eval else []
@@ -262,18 +278,39 @@ def _batches(
         yield [chosen[i : i + micro] for i in range(0, len(chosen), micro)], after
 
 
-def _examples(policy: Any, tasks: Sequence[Task], config: SFTConfig) -> tuple[list[Example], int]:
-    """Tokenized examples that fit ``max_length`` and the model's context, and how many did not."""
+def _examples(
+    policy: Any, tasks: Sequence[Task], config: SFTConfig, prompts: MemoryPrompts | None = None
+) -> tuple[list[Example], int]:
+    """Tokenized examples that fit ``max_length`` and the model's context, and how many did not.
+
+    With ``prompts`` (retrieval-aware warm-up), a seeded ``memory_context.fraction`` of the tasks
+    are prompted with retrieved solutions of other tasks.
+    """
     limit = min(config.max_length, policy.max_positions or config.max_length)
     kept, dropped = [], 0
     for task in tasks:
+        prompt = None
+        if prompts is not None and config.memory_context is not None:
+            chosen = random.Random(f"codefalcon.sft.memory/{config.seed}/{task.task_id}").random()
+            prompt = prompts(task) if chosen < config.memory_context.fraction else None
         for solution in task.solutions[: config.max_solutions_per_task]:
-            example = encode_example(policy, task, solution)
+            example = encode_example(policy, task, solution, prompt)
             if example.length > limit:
                 dropped += 1
             else:
                 kept.append(example)
     return kept, dropped
+
+
+def _memory_prompts(policy: Any, tasks: Sequence[Task], out: Path, config: SFTConfig) -> MemoryPrompts:
+    """A store of the training references (verified by running them) to retrieve from."""
+    from codefalcon.execution import ExecutorConfig
+
+    assert config.memory_context is not None
+    memory = open_memory(out / "memory.db", config.memory_context.embedder)
+    store_references(memory, tasks, ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout))
+    budget = min(config.max_length, policy.max_positions or config.max_length) - 32
+    return MemoryPrompts(policy, memory, config.memory_context.k, budget)
 
 
 def _load_tasks(sources: Sequence[TaskSource]) -> list[Task]:

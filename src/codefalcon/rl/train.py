@@ -37,8 +37,9 @@ from codefalcon.rl.algorithms import (
     micro_batches,
 )
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from codefalcon.rl.falcon import Falcon, MemoryPrompts, open_memory
+from codefalcon.rl.falcon import Falcon
 from codefalcon.rl.grpo import group_advantages, rloo_advantages
+from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import RewardScorer, Rollouts, collect_rollouts, greedy_rewards
@@ -115,7 +116,9 @@ def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
         backend = HFBackend(policy, batch_size=config.sampling.batch_size)
         run = _Run(config, policy, algo, ctx, optimizer, backend, executor, scorer)
         if isinstance(algo, Falcon):
-            run.prompts = _memory_prompts(config, policy, out, checkpoint.step if checkpoint else 0, stack)
+            run.prompts = _memory_prompts(
+                config, policy, train_tasks, out, checkpoint.step if checkpoint else 0, stack
+            )
         evaluate = partial(_evaluate, run, eval_tasks, out)
         if checkpoint is None and eval_tasks:
             metrics.log(0, {"eval/pass@1": evaluate("before")})
@@ -365,14 +368,25 @@ def _read_pass_at_1(folder: Path) -> float | None:
 
 
 def _memory_prompts(
-    config: TrainConfig, policy: Policy, out: Path, resume_step: int, stack: contextlib.ExitStack
+    config: TrainConfig,
+    policy: Policy,
+    tasks: list[Task],
+    out: Path,
+    resume_step: int,
+    stack: contextlib.ExitStack,
 ) -> MemoryPrompts:
-    """FALCON's long-term memory, rolled back to the checkpoint if it is the run's own store."""
-    memory = stack.enter_context(open_memory(config.falcon, str(out / "memory.db")))
-    if config.falcon.memory is None:
+    """FALCON's long-term memory, rolled back to the checkpoint if it is the run's own store, and
+    holding the training tasks' verified reference solutions (``falcon.seed_with_references``)."""
+    options = config.falcon
+    memory = stack.enter_context(open_memory(options.memory or out / "memory.db", options.embedder))
+    if options.memory is None:
         memory.forget_after(resume_step)
+    if options.seed_with_references:
+        store_references(
+            memory, tasks, ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout)
+        )
     budget = (policy.max_positions or 4096) - config.sampling.max_new_tokens
-    return MemoryPrompts(policy, memory, config.falcon.retrieve_k, budget)
+    return MemoryPrompts(policy, memory, options.retrieve_k, budget)
 
 
 def _save(out: Path, step: int, run: _Run, position: Any) -> None:

@@ -97,6 +97,9 @@ class FalconOptions(StrictModel):
     """hashing (no dependencies) or minilm (the offline all-MiniLM-L6-v2)."""
     retrieve_k: int = Field(default=2, ge=0)
     """Solved similar tasks put in each rollout prompt (0: no long-term memory in prompts)."""
+    seed_with_references: bool = True
+    """Start the memory with the training tasks' reference solutions (run and verified first),
+    as the warm-up's retrieval-aware prompts do; test tasks are never stored."""
 
 
 class TrainConfig(StrictModel):
