@@ -20,3 +20,15 @@ def stdio_suite(*pairs: tuple[str, str]) -> TestSuite:
 ADD_ASSERTS = assert_suite("assert add(2, 3) == 5", "assert candidate(-1, 1) == 0")
 ADD_CALLS = call_suite(([2, 3], 5), ([-1, 1], 0))
 ADD_STDIO = stdio_suite(("2 3\n", "5\n"), ("-1 1\n", "0\n"))
+
+
+def close(actual, expected, atol: float = 1e-6) -> None:
+    """Exact-arithmetic comparison for hand-computed loss tests: float64, ``atol``, no rtol."""
+    import torch
+
+    torch.testing.assert_close(
+        torch.as_tensor(actual, dtype=torch.float64),
+        torch.as_tensor(expected, dtype=torch.float64),
+        atol=atol,
+        rtol=0,
+    )

@@ -8,17 +8,9 @@ import pytest
 import torch
 
 from codefalcon.rl import coderl_pg_loss, coderl_token_returns, observed_outcome_probs, token_ce_loss
+from support import close
 
 ATOL = 1e-6
-
-
-def close(actual, expected) -> None:
-    torch.testing.assert_close(
-        torch.as_tensor(actual, dtype=torch.float64),
-        torch.as_tensor(expected, dtype=torch.float64),
-        atol=ATOL,
-        rtol=0,
-    )
 
 
 def test_observed_outcome_probs_reads_the_observed_class():

@@ -14,15 +14,10 @@ from codefalcon.rl import (
     rloo_advantages,
     sequence_mean,
 )
+from support import close
 
 ATOL = 1e-6
 F64 = torch.float64
-
-
-def close(actual, expected) -> None:
-    torch.testing.assert_close(
-        torch.as_tensor(actual, dtype=F64), torch.as_tensor(expected, dtype=F64), atol=ATOL, rtol=0
-    )
 
 
 REWARDS = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.5, 0.5], dtype=F64)

@@ -8,17 +8,9 @@ import pytest
 import torch
 
 from codefalcon.rl import AdaptiveKLController, FixedKLController, kl_k1, kl_k3, kl_penalty_rewards
+from support import close
 
 ATOL = 1e-6
-
-
-def close(actual, expected) -> None:
-    torch.testing.assert_close(
-        torch.as_tensor(actual, dtype=torch.float64),
-        torch.as_tensor(expected, dtype=torch.float64),
-        atol=ATOL,
-        rtol=0,
-    )
 
 
 def test_estimators_hand_computed():

@@ -14,21 +14,12 @@ from codefalcon.rl import (
     masked_var,
     masked_whiten,
 )
+from support import close
 
-ATOL = 1e-6
 
 # Padding holds NaN and inf on purpose: it must never leak into a result.
 X = torch.tensor([[1.0, 2.0, float("nan")], [4.0, float("inf"), float("-inf")]], dtype=torch.float64)
 MASK = torch.tensor([[1, 1, 0], [1, 0, 0]])
-
-
-def close(actual, expected) -> None:
-    torch.testing.assert_close(
-        torch.as_tensor(actual, dtype=torch.float64),
-        torch.as_tensor(expected, dtype=torch.float64),
-        atol=ATOL,
-        rtol=0,
-    )
 
 
 def test_sum_count_mean_over_everything_and_per_row():

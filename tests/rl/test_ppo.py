@@ -8,15 +8,10 @@ import pytest
 import torch
 
 from codefalcon.rl import explained_variance, gae, ppo_policy_loss, ppo_value_loss
+from support import close
 
 ATOL = 1e-6
 F64 = torch.float64
-
-
-def close(actual, expected) -> None:
-    torch.testing.assert_close(
-        torch.as_tensor(actual, dtype=F64), torch.as_tensor(expected, dtype=F64), atol=ATOL, rtol=0
-    )
 
 
 def test_gae_two_steps_hand_computed():
