@@ -16,7 +16,6 @@ from codefalcon.rl import (
 )
 from support import close
 
-
 # Padding holds NaN and inf on purpose: it must never leak into a result.
 X = torch.tensor([[1.0, 2.0, float("nan")], [4.0, float("inf"), float("-inf")]], dtype=torch.float64)
 MASK = torch.tensor([[1, 1, 0], [1, 0, 0]])
