@@ -78,7 +78,7 @@ class Falcon:
                 continue  # no learning signal in this task's group: theta_i = theta
             for k in range(self.options.inner_steps):
                 loss, stats = self.loss(ctx, rollouts.rows(rows), prep)
-                inner_loss += float(loss)
+                inner_loss += float(loss.detach())
                 entropy += stats["policy/entropy"] if k == 0 else 0.0  # of the shared policy
                 _sgd_step(params, loss, self.options.inner_lr)
             with torch.no_grad():

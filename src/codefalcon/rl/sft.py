@@ -262,7 +262,7 @@ def _accumulate(model: Any, kind: str, group: list[list[Example]], config: SFTCo
         with _autocast(config):
             loss_sum, _ = example_loss(model, kind, micro)
         (loss_sum / n_tokens).backward()
-        total += float(loss_sum)
+        total += float(loss_sum.detach())
     return total / n_tokens, n_tokens
 
 

@@ -259,7 +259,7 @@ def _supervised_step(
                 policy.model, policy.kind, examples[start : start + config.micro_batch_size]
             )
         (config.coderl.ce_coef * loss_sum / n_tokens).backward()
-        total += float(loss_sum)
+        total += float(loss_sum.detach())
     params = [p for group in optimizer.param_groups for p in group["params"]]
     torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
     optimizer.step()
