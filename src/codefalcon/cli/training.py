@@ -106,8 +106,12 @@ def run(
     ] = None,
     print_config: PrintOption = False,
 ) -> None:
-    """The whole pipeline as one resumable job: tasks -> warm-up -> baseline -> RL with memory ->
-    final evaluation -> inference ablation -> report. Run it again after an interrupt to continue."""
+    """The whole pipeline as one resumable job, ending with an HTML report.
+
+    Stages: tasks -> tiny model -> warm-up -> RL with memory (baseline and final evaluation) ->
+    inference ablation -> report. Each is skipped once complete: after an interrupt, run the same
+    command again to continue.
+    """
     from codefalcon.pipeline import DEFAULT_CONFIG, RunConfig, run_pipeline
 
     items = list(arguments or [])
