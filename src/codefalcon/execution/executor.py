@@ -32,6 +32,7 @@ from codefalcon.execution.result import ExecutionResult, TestResult, Verdict, ov
 from codefalcon.execution.sandbox import SandboxPlan, plan_sandbox
 from codefalcon.execution.sandbox_worker import frame, free_names
 from codefalcon.execution.values import encode
+from codefalcon.tasks.reading import PARSE_LOCK
 from codefalcon.tasks.record import TestStyle, TestSuite
 
 log = logging.getLogger(__name__)
@@ -438,6 +439,7 @@ def _test_names(setup: str, code: str) -> list[str] | None:
     None when it does not parse: the driver then reports that as a harness limit.
     """
     try:
-        return sorted(free_names(setup) | free_names(code))
+        with PARSE_LOCK:  # free_names parses; see PARSE_LOCK
+            return sorted(free_names(setup) | free_names(code))
     except SyntaxError:
         return None

@@ -18,13 +18,13 @@ cannot run, the ruff reward is missing (None), not a penalty.
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess
 from typing import Any
 
 from codefalcon.feedback.record import Reward
+from codefalcon.tasks.reading import PARSE_LOCK, parse_python
 
 RUFF_RULES: tuple[str, ...] = ("E", "W", "F", "B", "SIM", "C4", "N")
 """pycodestyle, pyflakes, bugbear, simplify, comprehensions, naming: style a reviewer would flag."""
@@ -44,7 +44,7 @@ def parse_error(program: str) -> str | None:
     ('does not parse: SyntaxError at line 1: invalid syntax', None)
     """
     try:
-        ast.parse(program)
+        parse_python(program)
     except SyntaxError as error:
         return f"does not parse: SyntaxError at line {error.lineno}: {error.msg}"
     except (ValueError, RecursionError, MemoryError) as error:  # null bytes, absurd nesting
@@ -118,7 +118,8 @@ def complexity_reward(program: str) -> Reward:
     error = parse_error(program)
     if error:
         return Reward(0.0, error)
-    visitor = ComplexityVisitor.from_code(program)
+    with PARSE_LOCK:  # radon parses with ast; see PARSE_LOCK
+        visitor = ComplexityVisitor.from_code(program)
     # Functions and methods, not classes: a class's score is derived from its methods.
     scores = [(visitor.complexity, "module level")]
     scores += [(b.complexity, b.fullname) for b in visitor.blocks if not hasattr(b, "methods")]
@@ -138,5 +139,6 @@ def maintainability_reward(program: str) -> Reward:
     error = parse_error(program)
     if error:
         return Reward(0.0, error)
-    index = float(mi_visit(program, multi=True))
+    with PARSE_LOCK:
+        index = float(mi_visit(program, multi=True))
     return Reward(min(1.0, max(0.0, index / 100.0)), f"maintainability index {index:.1f}")

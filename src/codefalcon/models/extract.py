@@ -16,11 +16,11 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-import warnings
 from collections.abc import Iterable
 
 from codefalcon.models.decoding import truncate_at_stop
 from codefalcon.models.prompts import COMPLETION_STOPS, ExtractMode, function_name
+from codefalcon.tasks.reading import parse_python
 from codefalcon.tasks.record import Task, TestStyle
 
 END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>", "[DONE]")
@@ -336,13 +336,10 @@ def _parse(code: str) -> ast.Module:
 
     Raises SyntaxError (also for null bytes, which ast reports as ValueError).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SyntaxWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            return ast.parse(code)
-        except ValueError as error:
-            raise SyntaxError(str(error)) from None
+    try:
+        return parse_python(code)
+    except ValueError as error:
+        raise SyntaxError(str(error)) from None
 
 
 def _parses(code: str) -> bool:

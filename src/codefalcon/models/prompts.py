@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from codefalcon.tasks.reading import parse_python
 from codefalcon.tasks.record import Task, TestCase, TestStyle
 
 if TYPE_CHECKING:
@@ -228,8 +229,8 @@ def _example_case(task: Task) -> TestCase | None:
 def _called_function(code: str) -> str | None:
     """First called plain name in ``code`` that is not a builtin (None if it doesn't parse)."""
     try:
-        tree = ast.parse(code)
-    except SyntaxError:
+        tree = parse_python(code)
+    except (SyntaxError, ValueError):
         match = re.search(r"assert\s+(?:not\s+)?\(?\s*([A-Za-z_]\w*)\s*\(", code)
         return match.group(1) if match else None
     for node in ast.walk(tree):

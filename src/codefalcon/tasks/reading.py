@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,9 +106,17 @@ def get_strings(row: dict[str, Any], name: str, where: Where, prefix: str = "") 
     return values
 
 
+PARSE_LOCK = threading.Lock()
+"""Held by every ``ast.parse`` in this process. CPython 3.11 keeps the AST constructor's recursion
+depth in state shared by all threads, so two threads parsing at once can fail with a spurious
+"SystemError: AST constructor recursion depth mismatch" (python/cpython#106905); the executor
+parses tests on its threads while callers parse programs."""
+
+
 def parse_python(source: str) -> ast.Module:
-    """``ast.parse`` without the SyntaxWarnings that benchmark code (``"\\d"`` escapes) triggers."""
-    with warnings.catch_warnings():
+    """``ast.parse`` without the SyntaxWarnings that benchmark code (``"\\d"`` escapes) triggers,
+    safe to call from several threads (see `PARSE_LOCK`)."""
+    with PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ast.parse(source)
 
