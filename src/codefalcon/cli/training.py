@@ -120,7 +120,7 @@ def run(
     if config is None:
         return
     try:
-        summary = run_pipeline(config, say=lambda text: err.print(text, highlight=False))
+        summary = run_pipeline(config, say=lambda text: err.print(text, highlight=False, markup=False))
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
     err.print(f"[bold]report:[/] {summary['report']}")
