@@ -27,6 +27,7 @@ from codefalcon.rl.grpo import GroupStats, grpo_loss
 from codefalcon.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_penalty_rewards
 from codefalcon.rl.logprobs import completion_forward, entropy_from_logits, gather_logprobs
 from codefalcon.rl.masked import masked_mean, masked_whiten
+from codefalcon.rl.optim import cpu_autocast
 from codefalcon.rl.ppo import explained_variance, gae, ppo_policy_loss, ppo_value_loss
 from codefalcon.rl.rollout import Rollouts
 from codefalcon.rl.stats import to_metrics
@@ -65,7 +66,7 @@ class StepContext:
 
     def forward(self, model: nn.Module, rows: Rollouts, hidden: bool = False) -> tuple[Tensor, Tensor | None]:
         """(B, C, V) logits at the sampling temperature and, with ``hidden``, (B, C) values."""
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+        with cpu_autocast(self.autocast):
             logits, states = completion_forward(
                 model,
                 rows.prompt_ids,

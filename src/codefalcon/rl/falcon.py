@@ -30,6 +30,7 @@ from torch import Tensor
 from codefalcon.rl.algorithms import GroupRelative, Prepared, StepContext
 from codefalcon.rl.grpo import group_advantages
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory
+from codefalcon.rl.optim import optimizer_step
 from codefalcon.rl.rollout import Rollouts
 from codefalcon.rl.train_config import FalconOptions, GRPOOptions
 
@@ -91,9 +92,7 @@ class Falcon:
             return metrics
         for p, d in zip(params, delta, strict=True):
             p.grad = -d / n_tasks  # Reptile: the outer "gradient" points from theta_i back to theta
-        metrics["falcon/meta_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        metrics["falcon/meta_grad_norm"] = optimizer_step(optimizer, max_grad_norm)
         metrics["falcon/inner_loss"] = inner_loss / (adapted * self.options.inner_steps)
         metrics["policy/entropy"] = entropy / adapted
         return metrics

@@ -28,6 +28,7 @@ from codefalcon.models.answers import IGNORE_INDEX, Example, encode_example
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
+from codefalcon.rl.optim import cpu_autocast, optimizer_step
 from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
 from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
 from codefalcon.tasks.record import Task
@@ -160,10 +161,8 @@ def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
         group, position = next(batches)
         loss, n_tokens = _accumulate(model, policy.kind, group, config)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
+        grad_norm = optimizer_step(optimizer, config.max_grad_norm)
         scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
         step += 1
         trained_tokens += n_tokens
         record = {
@@ -247,7 +246,7 @@ def evaluate_loss(model: Any, kind: str, examples: Sequence[Example], config: SF
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(examples), config.micro_batch_size):
-        with _autocast(config):
+        with cpu_autocast(config.bf16_autocast):
             loss, n = example_loss(model, kind, examples[start : start + config.micro_batch_size])
         total, count = total + float(loss), count + n
     model.train()
@@ -255,13 +254,22 @@ def evaluate_loss(model: Any, kind: str, examples: Sequence[Example], config: SF
 
 
 def _accumulate(model: Any, kind: str, group: list[list[Example]], config: SFTConfig) -> tuple[float, int]:
-    """Backward over the micro-batches of one step, normalised by the step's answer tokens."""
-    n_tokens = sum(e.n_answer_tokens for micro in group for e in micro)
+    """Backward over the micro-batches of one step (see `accumulate_ce`)."""
+    return accumulate_ce(model, kind, group, config.bf16_autocast)
+
+
+def accumulate_ce(
+    model: Any, kind: str, micro_batches: Sequence[Sequence[Example]], autocast: bool, scale: float = 1.0
+) -> tuple[float, int]:
+    """Backward of ``scale`` x the answer-token cross-entropy over all ``micro_batches``, each
+    normalised by the token count of the whole set (so gradients add up to the full-batch mean);
+    returns that mean and the token count. Used by SFT and by CodeRL's supervised step."""
+    n_tokens = sum(e.n_answer_tokens for micro in micro_batches for e in micro)
     total = 0.0
-    for micro in group:
-        with _autocast(config):
+    for micro in micro_batches:
+        with cpu_autocast(autocast):
             loss_sum, _ = example_loss(model, kind, micro)
-        (loss_sum / n_tokens).backward()
+        (scale * loss_sum / n_tokens).backward()
         total += float(loss_sum.detach())
     return total / n_tokens, n_tokens
 
@@ -324,10 +332,6 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: SFTConfig) -> Any:
     return get_scheduler(
         name, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
     )
-
-
-def _autocast(config: SFTConfig) -> Any:
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_autocast)
 
 
 def _save(

@@ -41,10 +41,11 @@ from codefalcon.rl.falcon import Falcon
 from codefalcon.rl.grpo import group_advantages, rloo_advantages
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
+from codefalcon.rl.optim import optimizer_step
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import RewardScorer, Rollouts, collect_rollouts, greedy_rewards
 from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
-from codefalcon.rl.sft import example_loss
+from codefalcon.rl.sft import accumulate_ce
 from codefalcon.rl.train_config import TrainConfig
 from codefalcon.tasks.record import Task
 
@@ -235,10 +236,7 @@ def _update(
         (loss * share).backward()
         for key, value in micro_stats.items():
             stats[key] = stats.get(key, 0.0) + share * value
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    stats["optim/grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    stats["optim/grad_norm"] = optimizer_step(optimizer, config.max_grad_norm)
     return stats
 
 
@@ -251,20 +249,12 @@ def _supervised_step(
     examples = [e for e in examples if e.length <= limit]
     if not examples:
         return {}
-    n_tokens = sum(e.n_answer_tokens for e in examples)
-    total = 0.0
-    for start in range(0, len(examples), config.micro_batch_size):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16_autocast):
-            loss_sum, _ = example_loss(
-                policy.model, policy.kind, examples[start : start + config.micro_batch_size]
-            )
-        (config.coderl.ce_coef * loss_sum / n_tokens).backward()
-        total += float(loss_sum.detach())
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return {"loss/ce": total / n_tokens}
+    micro = [
+        examples[i : i + config.micro_batch_size] for i in range(0, len(examples), config.micro_batch_size)
+    ]
+    loss, _ = accumulate_ce(policy.model, policy.kind, micro, config.bf16_autocast, config.coderl.ce_coef)
+    optimizer_step(optimizer, config.max_grad_norm)
+    return {"loss/ce": loss}
 
 
 def rollout_metrics(rollouts: Rollouts) -> dict[str, float]:
