@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from typing import Any
@@ -44,3 +45,10 @@ def progress(total: int, description: str, unit: str = "prog") -> Any:
 
 def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def print_result(summary: dict[str, Any], shown: dict[str, Any] | None = None) -> None:
+    """The convention of every command: readable output on stderr, one JSON object as the last
+    line of stdout (``shown``: a shorter view for people, when the JSON is large)."""
+    err.print(summary if shown is None else shown)
+    print(json.dumps(summary, default=str))

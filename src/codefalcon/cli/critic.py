@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from codefalcon.cli.common import Benchmark, err, fail
+from codefalcon.cli.common import Benchmark, fail, print_result
 from codefalcon.cli.training import ConfigOption, OverridesArgument, PrintOption, run_recipe
 
 app = typer.Typer(help="Train and apply CodeRL's critic (outcome classifier).", no_args_is_help=True)
@@ -27,8 +26,7 @@ def train(
 
     metrics = run_recipe(CriticTrainConfig, train_critic, config, overrides or [], print_config)
     if metrics is not None:
-        err.print(metrics)
-        print(json.dumps(metrics, default=str))
+        print_result(metrics)
 
 
 @app.command("score")
@@ -62,5 +60,4 @@ def score(
         )
     except (FileNotFoundError, ValueError, SamplesError, TaskFormatError) as e:
         raise fail(str(e)) from None
-    err.print(summary)
-    print(json.dumps(summary, default=str))
+    print_result(summary)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from codefalcon.cli.common import Benchmark, err, fail
+from codefalcon.cli.common import Benchmark, fail, print_result
 
 app = typer.Typer(
     help="FALCON's long-term memory: attempts in SQLite, task embeddings in FAISS.", no_args_is_help=True
@@ -97,5 +96,4 @@ def _run(command: Any) -> None:
         summary = command()
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
-    err.print(summary)
-    print(json.dumps(summary, default=str))
+    print_result(summary)

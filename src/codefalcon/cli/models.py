@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from codefalcon.cli.common import Benchmark, err, fail
+from codefalcon.cli.common import Benchmark, err, fail, print_result
 
 app = typer.Typer(help="Build and inspect policies.", no_args_is_help=True)
 
@@ -171,5 +171,4 @@ def solve(
         summary = solve_main(options)
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
-    err.print({k: v for k, v in summary.items() if k not in ("hidden_tests", "config")})
-    print(json.dumps(summary, default=str))
+    print_result(summary, {k: v for k, v in summary.items() if k not in ("hidden_tests", "config")})

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from codefalcon.cli.common import err, fail
+from codefalcon.cli.common import err, fail, print_result
 
 ConfigOption = Annotated[
     Path | None,
@@ -72,8 +72,7 @@ def train(
     extra = [f"algo={algo}"] if algo else []
     summary = run_recipe(TrainConfig, train_rl, config, [*(overrides or []), *extra], print_config)
     if summary is not None:
-        err.print(summary)
-        print(json.dumps(summary))
+        print_result(summary)
 
 
 def run_recipe(
