@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -77,3 +83,54 @@ def test_killed_run_finishes_like_an_uninterrupted_one(
     a = load_policy(tmp_path / "straight" / "rl" / "final").model.state_dict()
     b = load_policy(tmp_path / "killed" / "rl" / "final").model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
+    """Real SIGKILLs of `codefalcon run` at seeded random moments (inside any stage, between
+    stages, while a checkpoint or report is being written), each followed by a rerun, end with the
+    run an uninterrupted one produces: same RL result, same ablation, same final weights."""
+
+    longer = [  # stages of a few seconds each, so random moments fall inside them
+        o.replace("max_steps: 4,", "max_steps: 40,").replace("max_steps: 3,", "max_steps: 8,") for o in SMALL
+    ]
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "codefalcon.cli", "run", f"out_dir={out}", *longer]
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    started = time.monotonic()
+    straight = subprocess.run(
+        command(tmp_path / "straight"), env=env, capture_output=True, text=True, timeout=900
+    )
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    whole = time.monotonic() - started
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    kills: list[frozenset[str]] = []  # the stages complete when each kill landed
+    for _attempt in range(30):
+        process = subprocess.Popen(
+            command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            process.wait(timeout=rng.uniform(0.25, 0.75) * whole)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills.append(frozenset(p.name.split(".")[0] for p in out.glob("*.done.json")))
+            continue
+        assert process.returncode == 0
+        break
+    else:
+        pytest.fail("the run never finished after 30 restarts")
+    print("stages complete at each kill:", [sorted(k) for k in kills])
+    assert len(set(kills)) >= 2, f"the kills must land in different stages to mean anything: {kills}"
+    final = subprocess.run(command(out), env=env, capture_output=True, text=True, timeout=900)
+    assert final.returncode == 0, final.stderr[-2000:]
+    a = json.loads(straight.stdout.strip().splitlines()[-1])
+    b = json.loads(final.stdout.strip().splitlines()[-1])
+    assert b["rl"]["pass@1_after"] == a["rl"]["pass@1_after"]
+    assert b["ablation"]["strategies"] == a["ablation"]["strategies"]
+    wa = load_policy(tmp_path / "straight" / "rl" / "final").model.state_dict()
+    wb = load_policy(out / "rl" / "final").model.state_dict()
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6, rtol=0) for k in wa)

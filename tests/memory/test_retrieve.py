@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from codefalcon.memory import Attempt, HashingEmbedder, LongTermMemory
+from codefalcon.memory import Attempt, ExampleFilter, HashingEmbedder, LongTermMemory
 from codefalcon.tasks.record import Task
 from codefalcon.tasks.synth import generate_splits
 
@@ -61,3 +62,28 @@ def test_never_the_query_nor_a_test_task(synth_store) -> None:
         assert len(found.examples) == 5
         sims = [e.similarity for e in found.examples]
         assert sims == sorted(sims, reverse=True)
+
+
+def test_filter_drops_near_copies_of_the_query_and_of_each_other(synth_store) -> None:
+    mem, train, test = synth_store
+    rules = ExampleFilter(max_similarity=0.6, max_example_similarity=0.8)
+    changed = 0
+    for q in test[:40]:
+        plain = mem.retrieve(q, k=3, n_errors=0)
+        kept = mem.retrieve(q, k=3, n_errors=0, rules=rules)
+        assert len(kept.examples) == 3, "the search widens until k examples pass the rules"
+        assert all(e.similarity <= 0.6 for e in kept.examples)
+        vectors = mem.embedder.embed([e.task_text for e in kept.examples])
+        pairwise = vectors @ vectors.T
+        assert (pairwise[~np.eye(3, dtype=bool)] <= 0.8 + 1e-5).all()
+        # what the filter let through is what plain retrieval ranks next, in the same order
+        sims = [e.similarity for e in kept.examples]
+        assert sims == sorted(sims, reverse=True)
+        changed += [e.task_id for e in plain.examples] != [e.task_id for e in kept.examples]
+    assert changed >= 20  # on generated tasks most top-3 lists hold near-copies
+
+
+def test_filter_rules_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_similarity"):
+        ExampleFilter(max_similarity=1.5)
+    assert not ExampleFilter().active and ExampleFilter(max_example_similarity=0.9).active

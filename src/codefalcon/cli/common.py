@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 err = Console(stderr=True)
+
+
+MaxSimilarityOption = Annotated[
+    float | None,
+    typer.Option(help="Skip similar tasks whose cosine to the query is above this (near-copies)."),
+]
+MaxExampleSimilarityOption = Annotated[
+    float | None,
+    typer.Option(help="Skip a similar task whose cosine to an example already chosen is above this."),
+]
 
 
 class Benchmark(str, Enum):

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
-from codefalcon.cli.common import Benchmark, fail, print_result
+from codefalcon.cli.common import (
+    Benchmark,
+    MaxExampleSimilarityOption,
+    MaxSimilarityOption,
+    fail,
+    print_result,
+)
 
 app = typer.Typer(
     help="FALCON's long-term memory: attempts in SQLite, task embeddings in FAISS.", no_args_is_help=True
@@ -64,12 +70,17 @@ def search(
     errors: Annotated[int, typer.Option(help="Most frequent errors on similar tasks to return.")] = 3,
     include_test: Annotated[bool, typer.Option(help="Also retrieve test-split tasks.")] = False,
     embedder: EmbedderOption = None,
+    max_similarity: MaxSimilarityOption = None,
+    max_example_similarity: MaxExampleSimilarityOption = None,
 ) -> None:
     """Best passing programs of the most similar other tasks, and their most frequent errors."""
-    from codefalcon.memory import search_main
+    from codefalcon.memory import ExampleFilter, search_main
 
+    rules = ExampleFilter(max_similarity, max_example_similarity)
     _run(
-        lambda: search_main(store, query, k=k, n_errors=errors, include_test=include_test, embedder=embedder)
+        lambda: search_main(
+            store, query, k=k, n_errors=errors, include_test=include_test, embedder=embedder, rules=rules
+        )
     )
 
 

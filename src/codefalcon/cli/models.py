@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from codefalcon.cli.common import Benchmark, err, fail, print_result
+from codefalcon.cli.common import (
+    Benchmark,
+    MaxExampleSimilarityOption,
+    MaxSimilarityOption,
+    err,
+    fail,
+    print_result,
+)
 
 app = typer.Typer(help="Build and inspect policies.", no_args_is_help=True)
 
@@ -149,6 +156,8 @@ def solve(
     critic: Annotated[Path | None, typer.Option(help="A trained critic folder (critic, best_of_n).")] = None,
     memory: Annotated[Path | None, typer.Option(help="A long-term memory store (falcon).")] = None,
     retrieve_k: Annotated[int, typer.Option(help="Solved similar tasks per prompt (falcon).")] = 2,
+    max_similarity: MaxSimilarityOption = None,
+    max_example_similarity: MaxExampleSimilarityOption = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
     max_new_tokens: Annotated[int, typer.Option(help="Token budget per generation.")] = 512,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
@@ -164,8 +173,9 @@ def solve(
     options = {
         "model": model, "benchmark": benchmark.value, "out": out, "strategy": strategy, "budget": budget,
         "rounds": rounds, "data": data, "split": split, "limit": limit, "critic": critic, "memory": memory,
-        "retrieve_k": retrieve_k, "temperature": temperature, "max_new_tokens": max_new_tokens,
-        "seed": seed, "batch_size": batch_size,
+        "retrieve_k": retrieve_k, "max_similarity": max_similarity,
+        "max_example_similarity": max_example_similarity, "temperature": temperature,
+        "max_new_tokens": max_new_tokens, "seed": seed, "batch_size": batch_size,
     }  # fmt: skip
     try:
         summary = solve_main(options)

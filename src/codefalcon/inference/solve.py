@@ -27,7 +27,6 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from codefalcon.configs import StrictModel
 from codefalcon.evaluation.metrics import summarize
 from codefalcon.evaluation.passk import n_at_k, pass_at_k
 from codefalcon.evaluation.samples import Sample, write_results
@@ -40,10 +39,11 @@ from codefalcon.inference.strategies import (
     Strategy,
     run_strategy,
 )
+from codefalcon.memory.options import ExampleFilterOptions
 from codefalcon.tasks.record import Task
 
 
-class SolveConfig(StrictModel):
+class SolveConfig(ExampleFilterOptions):
     """Everything `solve_main` needs; unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
@@ -109,7 +109,13 @@ class SolveConfig(StrictModel):
 
         params = SamplingParams(self.temperature, self.top_p, 0, self.max_new_tokens, (), self.seed)
         return InferenceSettings(
-            self.budget, self.rounds, self.initial, params, self.feedback_attempts, self.retrieve_k
+            self.budget,
+            self.rounds,
+            self.initial,
+            params,
+            self.feedback_attempts,
+            self.retrieve_k,
+            self.example_filter,
         )
 
 

@@ -36,7 +36,8 @@ from codefalcon.execution.result import ExecutionResult, Verdict
 from codefalcon.inference.examples import VisibleTests, visible_tests
 from codefalcon.inference.prompts import Prompter
 from codefalcon.inference.scorer import ProgramScorer, best_prefix
-from codefalcon.memory import Feedback, LongTermMemory, RetrievedExample, ShortTermMemory
+from codefalcon.memory import ExampleFilter, Feedback, LongTermMemory, RetrievedExample, ShortTermMemory
+from codefalcon.memory.record import NO_FILTER
 from codefalcon.models.extract import extract_program
 from codefalcon.models.generation import FinishReason, GenerationBackend, SamplingParams
 from codefalcon.models.prompts import Prompt
@@ -88,6 +89,8 @@ class InferenceSettings:
     """Earlier attempts of a repair chain shown in a repair prompt (short-term memory capacity)."""
     retrieve_k: int = 2
     """Solved examples retrieved from long-term memory per task (falcon)."""
+    example_filter: ExampleFilter = NO_FILTER
+    """Which similar tasks may be shown (falcon; `ExampleFilter`)."""
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -202,7 +205,9 @@ def _solve(
     runs = [_TaskRun(task, visible_tests(task)) for task in tasks]
     for run in runs:
         if memory is not None:
-            run.examples = tuple(memory.retrieve(run.task, k=settings.retrieve_k).examples)
+            run.examples = tuple(
+                memory.retrieve(run.task, k=settings.retrieve_k, rules=settings.example_filter).examples
+            )
             run.notes.append(f"retrieved {len(run.examples)} solved examples")
         if not run.visible.available and next_jobs is not None:
             run.notes.append("no visible tests: plain samples only")

@@ -20,7 +20,14 @@ from codefalcon.memory.commands import (
 )
 from codefalcon.memory.embed import Embedder, HashingEmbedder, MiniLMEmbedder, load_embedder, minilm_path
 from codefalcon.memory.prompt import AssembledPrompt, PromptBudgetError, assemble_prompt
-from codefalcon.memory.record import Attempt, ErrorPattern, Retrieval, RetrievedExample, error_text
+from codefalcon.memory.record import (
+    Attempt,
+    ErrorPattern,
+    ExampleFilter,
+    Retrieval,
+    RetrievedExample,
+    error_text,
+)
 from codefalcon.memory.store import LongTermMemory
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "Attempt",
     "Embedder",
     "ErrorPattern",
+    "ExampleFilter",
     "FailedTest",
     "Feedback",
     "HashingEmbedder",

@@ -17,7 +17,7 @@ from typing import Any
 
 from codefalcon.execution.result import ExecutionResult
 from codefalcon.memory.embed import load_embedder
-from codefalcon.memory.record import Attempt
+from codefalcon.memory.record import NO_FILTER, Attempt, ExampleFilter
 from codefalcon.memory.store import LongTermMemory
 from codefalcon.tasks.record import Task
 
@@ -134,11 +134,12 @@ def search_main(
     n_errors: int = 3,
     include_test: bool = False,
     embedder: str | None = None,
+    rules: ExampleFilter = NO_FILTER,
 ) -> dict[str, Any]:
     """Retrieve for a stored task id or free text; returns the examples, errors and neighbours."""
     with LongTermMemory(store, load_embedder(embedder) if embedder else None) as mem:
         by_id = mem.has_task(query)
-        found = mem.retrieve(query, k, n_errors=n_errors, include_test=include_test)
+        found = mem.retrieve(query, k, n_errors=n_errors, include_test=include_test, rules=rules)
         return {"query": query, "query_is_task_id": by_id, **found.to_dict()}
 
 

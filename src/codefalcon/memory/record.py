@@ -175,6 +175,34 @@ class ErrorPattern:
 
 
 @dataclass(frozen=True)
+class ExampleFilter:
+    """Which solved neighbours may become examples; None switches a rule off.
+
+    A small model shown the solution of a near-copy of its task (the same generated template with
+    other constants, MBPP problems differing in one word) copies it verbatim, constants and all,
+    and the near-copies crowd out everything else. ``max_similarity``: skip a neighbour whose
+    cosine to the query is above this. ``max_example_similarity``: skip a neighbour whose cosine
+    to an example already chosen is above this, so the k examples show k different things.
+    """
+
+    max_similarity: float | None = None
+    max_example_similarity: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_similarity", "max_example_similarity"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a cosine in [-1, 1] or None, got {value}")
+
+    @property
+    def active(self) -> bool:
+        return self.max_similarity is not None or self.max_example_similarity is not None
+
+
+NO_FILTER = ExampleFilter()
+
+
+@dataclass(frozen=True)
 class Retrieval:
     """What the long-term memory returns for one query, most similar first."""
 

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from codefalcon.memory.index import search
-from codefalcon.memory.record import Attempt, ErrorPattern, Retrieval, RetrievedExample, best_key
+from codefalcon.memory.record import (
+    NO_FILTER,
+    Attempt,
+    ErrorPattern,
+    ExampleFilter,
+    Retrieval,
+    RetrievedExample,
+    best_key,
+)
 
 TEST_SPLIT = "test"
 
@@ -115,6 +123,24 @@ def frequent_errors(attempts: list[tuple[int, Attempt]], n: int) -> list[ErrorPa
     return [ErrorPattern(e, count[e], len(tasks[e])) for e in ranked[:n]]
 
 
+def pick_examples(index: Any, found: list[Neighbour], k: int, rules: ExampleFilter) -> list[Neighbour]:
+    """The first ``k`` solved neighbours that pass ``rules`` (see `ExampleFilter`), best first."""
+    chosen: list[Neighbour] = []
+    vectors: list[np.ndarray] = []
+    for nb in found:
+        if len(chosen) == k:
+            break
+        if not nb.has_pass or (rules.max_similarity is not None and nb.similarity > rules.max_similarity):
+            continue
+        if rules.max_example_similarity is not None:
+            v = index.reconstruct(nb.row)
+            if any(float(v @ u) > rules.max_example_similarity for u in vectors):
+                continue
+            vectors.append(v)
+        chosen.append(nb)
+    return chosen
+
+
 def retrieve(
     db: sqlite3.Connection,
     index: Any,
@@ -124,10 +150,17 @@ def retrieve(
     error_tasks: int,
     include_test: bool,
     skip: Collection[str],
+    rules: ExampleFilter = NO_FILTER,
 ) -> Retrieval:
     """See `LongTermMemory.retrieve`."""
-    found = eligible_neighbours(db, index, vector, k, error_tasks, include_test, skip)
-    solved = [nb for nb in found if nb.has_pass][:k]
+    want = k
+    while True:
+        found = eligible_neighbours(db, index, vector, want, error_tasks, include_test, skip)
+        solved = pick_examples(index, found, k, rules)
+        # fewer solved neighbours than asked for means the index is exhausted
+        if len(solved) >= k or sum(nb.has_pass for nb in found) < want:
+            break
+        want *= 4
     best: dict[int, Attempt] = {}
     for row, a in _attempts_of(db, [nb.row for nb in solved], passed=True):
         if row not in best or best_key(a) < best_key(best[row]):

@@ -28,7 +28,7 @@ import numpy as np
 
 from codefalcon.memory.embed import Embedder, HashingEmbedder, load_embedder
 from codefalcon.memory.index import IndexKind, IndexMeta, add_vectors, load_index, new_index, save_index
-from codefalcon.memory.record import Attempt, Retrieval
+from codefalcon.memory.record import NO_FILTER, Attempt, ExampleFilter, Retrieval
 from codefalcon.memory.retrieve import ATTEMPT_COLUMNS, attempt_from_row, retrieve
 from codefalcon.tasks.record import Task
 
@@ -313,6 +313,7 @@ class LongTermMemory:
         error_tasks: int = 10,
         include_test: bool = False,
         exclude: Sequence[str] = (),
+        rules: ExampleFilter = NO_FILTER,
     ) -> Retrieval:
         """Best passing programs of the ``k`` most similar other tasks, and frequent errors.
 
@@ -321,9 +322,10 @@ class LongTermMemory:
         tasks unless ``include_test``. Examples come from the nearest eligible tasks that have a
         passing attempt, the best one each (`best_key`: passed, highest total reward, highest
         mean judge score, shortest, newest). Errors are counted once per failed attempt over the
-        ``error_tasks`` nearest eligible tasks, most frequent first.
+        ``error_tasks`` nearest eligible tasks, most frequent first. ``rules`` drops near-copies
+        of the query and of each other from the examples (`ExampleFilter`; off by default).
         """
         self.sync()
         vector, own_id = self.query_vector(query)
         skip = set(exclude) | ({own_id} if own_id else set())
-        return retrieve(self._db, self._index, vector, k, n_errors, error_tasks, include_test, skip)
+        return retrieve(self._db, self._index, vector, k, n_errors, error_tasks, include_test, skip, rules)

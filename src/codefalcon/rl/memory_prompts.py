@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from codefalcon.execution import Executor, ExecutorConfig
-from codefalcon.memory import Attempt, LongTermMemory, PromptBudgetError, assemble_prompt, load_embedder
+from codefalcon.memory import (
+    Attempt,
+    ExampleFilter,
+    LongTermMemory,
+    PromptBudgetError,
+    assemble_prompt,
+    load_embedder,
+)
+from codefalcon.memory.record import NO_FILTER
 from codefalcon.models import Policy, Prompt, PromptFormat, build_policy_prompt, prompt_format
 from codefalcon.models.prompts import chat_messages, chat_template_renderer
 from codefalcon.rl.rollout import Rollouts
@@ -29,16 +37,21 @@ class MemoryPrompts:
     Completion prompts get the example programs as plain code before the function to complete
     (few-shot, as a code model reads files); chat prompts get them in the user message. Other
     formats are left as they are. ``budget``: the most prompt tokens (the model's context minus
-    the generation budget); retrieved context is cut first, the task never.
+    the generation budget); retrieved context is cut first, the task never. ``rules``: which
+    neighbours may be shown (`ExampleFilter`).
     """
 
-    def __init__(self, policy: Policy, memory: LongTermMemory, k: int, budget: int) -> None:
-        self.policy, self.memory, self.k, self.budget = policy, memory, k, budget
+    def __init__(
+        self, policy: Policy, memory: LongTermMemory, k: int, budget: int, rules: ExampleFilter = NO_FILTER
+    ) -> None:
+        self.policy, self.memory, self.k, self.budget, self.rules = policy, memory, k, budget, rules
         self.format = prompt_format(policy)
 
     def __call__(self, task: Task) -> Prompt:
         base = build_policy_prompt(task, self.policy)
-        examples = self.memory.retrieve(task, k=self.k, n_errors=0).examples if self.k else ()
+        examples = (
+            self.memory.retrieve(task, k=self.k, n_errors=0, rules=self.rules).examples if self.k else ()
+        )
         if not examples or self.format is PromptFormat.QA:
             return base
         try:

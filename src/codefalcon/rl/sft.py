@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from codefalcon.configs import StrictModel
+from codefalcon.memory.options import ExampleFilterOptions
 from codefalcon.models.answers import IGNORE_INDEX, Example, encode_example
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
@@ -55,7 +56,7 @@ class TaskSource(StrictModel):
         return tasks[: self.limit] if self.limit else tasks
 
 
-class MemoryContext(StrictModel):
+class MemoryContext(ExampleFilterOptions):
     """Retrieval-aware warm-up: some prompts carry solved similar training tasks, as FALCON's will."""
 
     k: int = Field(default=2, ge=1)
@@ -318,7 +319,9 @@ def _memory_prompts(policy: Any, tasks: Sequence[Task], out: Path, config: SFTCo
     memory = open_memory(out / "memory.db", config.memory_context.embedder)
     store_references(memory, tasks, ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout))
     budget = min(config.max_length, policy.max_positions or config.max_length) - 32
-    return MemoryPrompts(policy, memory, config.memory_context.k, budget)
+    return MemoryPrompts(
+        policy, memory, config.memory_context.k, budget, config.memory_context.example_filter
+    )
 
 
 def _load_tasks(sources: Sequence[TaskSource]) -> list[Task]:

@@ -376,7 +376,7 @@ def _memory_prompts(
             memory, tasks, ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout)
         )
     budget = (policy.max_positions or 4096) - config.sampling.max_new_tokens
-    return MemoryPrompts(policy, memory, options.retrieve_k, budget)
+    return MemoryPrompts(policy, memory, options.retrieve_k, budget, options.example_filter)
 
 
 def _save(out: Path, step: int, run: _Run, position: Any) -> None:

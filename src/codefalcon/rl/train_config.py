@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from codefalcon.configs import StrictModel
+from codefalcon.memory.options import ExampleFilterOptions
 from codefalcon.rl.policy_setup import LoraOptions
 from codefalcon.rl.sft import TaskSource
 
@@ -83,7 +84,7 @@ class CodeRLOptions(StrictModel):
     """Weight of the supervised step on reference solutions that alternates with each RL step."""
 
 
-class FalconOptions(StrictModel):
+class FalconOptions(ExampleFilterOptions):
     """FALCON's meta-RL (see codefalcon.rl.falcon): memory in prompts, inner adaptation, Reptile."""
 
     inner_steps: int = Field(default=2, ge=1)
