@@ -69,5 +69,11 @@ def test_every_preset_validates(path: Path) -> None:
     from codefalcon.rl.sft import SFTConfig
     from codefalcon.rl.train_config import TrainConfig
 
+    if path.name.startswith("run"):
+        from codefalcon.pipeline import RunConfig
+
+        config = load_config(RunConfig, path)  # validates its sft and rl sections too
+        assert config.rl_config(Path(config.out_dir), "model").algo
+        return
     model = SFTConfig if path.name.startswith("sft") else TrainConfig
     assert load_config(model, path).model

@@ -9,14 +9,27 @@ the file and every offending key. Values in overrides are parsed as YAML scalars
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def _device_name(value: str) -> str:
+    # Only the spelling is checked here: whether CUDA exists is known where the model loads
+    # (`codefalcon.models.resolve_device`), so a GPU config still validates on a laptop.
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ValueError(f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+    return value
+
+
+DeviceName = Annotated[str, AfterValidator(_device_name)]
+"""A ``device`` option: "auto", "cpu", "cuda" or "cuda:N" (a string; numbers are refused)."""
 
 
 class ConfigError(ValueError):

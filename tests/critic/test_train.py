@@ -237,6 +237,9 @@ def test_config_is_validated(gpt2_dir: Path, tmp_path: Path) -> None:
     config = load_train_config(overrides=base)
     assert config.results_path == files["results"]  # evaluate's default name beside the samples
     assert CriticTrainConfig.model_fields["lr"].description  # field docstrings become help text
+    assert config.device == "auto" and load_train_config(overrides={**base, "device": "cpu"}).device == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        load_train_config(overrides={**base, "device": 0})
     with pytest.raises(ValueError, match="learning_rate"):
         load_train_config(overrides={**base, "learning_rate": 1.0})
     with pytest.raises(ValueError, match="greater than 0"):

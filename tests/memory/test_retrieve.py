@@ -65,7 +65,7 @@ def test_never_the_query_nor_a_test_task(synth_store) -> None:
 
 
 def test_filter_drops_near_copies_of_the_query_and_of_each_other(synth_store) -> None:
-    mem, train, test = synth_store
+    mem, _train, test = synth_store
     rules = ExampleFilter(max_similarity=0.6, max_example_similarity=0.8)
     changed = 0
     for q in test[:40]:

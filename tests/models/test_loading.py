@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from codefalcon.models import KNOWN_MODELS, LoraSpec, find_packaged_gguf, load_policy
+from codefalcon.models import (
+    KNOWN_MODELS,
+    LoraSpec,
+    find_packaged_gguf,
+    load_policy,
+    model_device,
+    resolve_device,
+)
 
 
 def test_causal_folder(tiny_dir: Path) -> None:
@@ -106,3 +113,57 @@ def test_lora_spec_validates() -> None:
         LoraSpec(r=0)
     with pytest.raises(ValueError, match="dropout"):
         LoraSpec(dropout=1.0)
+
+
+@pytest.fixture
+def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+@pytest.fixture
+def one_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend one GPU is there: resolving a device allocates nothing, so nothing touches CUDA."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+def test_auto_device_is_the_cpu_without_cuda(no_cuda: None) -> None:
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_auto_device_is_cuda_when_available(one_gpu: None) -> None:
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(ValueError, match=r"'cuda:1' asked for but only 1 CUDA device"):
+        resolve_device("cuda:1")
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:1"])
+def test_cuda_asked_for_without_cuda_is_an_error(no_cuda: None, name: str) -> None:
+    with pytest.raises(
+        ValueError, match=rf"device '{name}' asked for but torch.cuda.is_available\(\) is False"
+    ):
+        resolve_device(name)
+
+
+@pytest.mark.parametrize("name", ["gpu", "meta", "cuda:x", ""])
+def test_unknown_device_names_are_errors(name: str) -> None:
+    with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        resolve_device(name)
+
+
+def test_load_policy_on_the_cpu(tiny_dir: Path) -> None:
+    policy = load_policy(tiny_dir, device="cpu")
+    assert model_device(policy.model) == torch.device("cpu")
+    assert {p.device.type for p in policy.model.parameters()} == {"cpu"}
+
+
+def test_load_policy_on_missing_cuda_fails_before_loading(no_cuda: None, tmp_path: Path) -> None:
+    # tmp_path holds no model: the device error must come first, not the missing config.json
+    with pytest.raises(ValueError, match="'cuda'"):
+        load_policy(tmp_path, device="cuda")
+
+
+def test_model_device_of_a_module_without_weights() -> None:
+    assert model_device(torch.nn.ReLU()) == torch.device("cpu")

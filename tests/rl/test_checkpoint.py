@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from codefalcon.rl.checkpoint import latest_checkpoint, list_checkpoints, load_trainer_state, save_checkpoint
@@ -39,6 +40,51 @@ def test_save_restore_rng_optimizer_scheduler(tmp_path: Path) -> None:
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert scheduler2.get_last_lr() == scheduler.get_last_lr()
     assert optimizer2.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
+
+
+def test_trainer_state_is_read_onto_the_cpu_and_follows_the_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU-written checkpoint resumes anywhere: read with map_location, moved by the optimiser."""
+    model, optimizer, scheduler = _setup()
+    save_checkpoint(tmp_path, 1, model, None, optimizer, scheduler, {}, extra={"head": model.state_dict()})
+    seen = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    model2, optimizer2, scheduler2 = _setup()
+    extra = load_trainer_state(latest_checkpoint(tmp_path), optimizer2, scheduler2)
+    assert seen == ["cpu"]
+    for param in model2.parameters():
+        state = optimizer2.state[param]
+        assert state["exp_avg"].device == state["exp_avg_sq"].device == param.device
+    assert torch.equal(extra["head"]["weight"], model.weight)
+
+
+def test_cuda_rng_states_come_back_only_where_there_are_as_many_gpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, optimizer, scheduler = _setup()
+    with monkeypatch.context() as gpu:  # written "on a GPU machine": CUDA RNG states in the file
+        gpu.setattr(torch.cuda, "is_available", lambda: True)
+        gpu.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.zeros(16, dtype=torch.uint8)])
+        save_checkpoint(tmp_path, 1, model, None, optimizer, scheduler, {})
+    expected = torch.rand(1).item()  # the first draw after the save
+    _, optimizer2, scheduler2 = _setup()  # draws from the RNG
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    load_trainer_state(latest_checkpoint(tmp_path), optimizer2, scheduler2)
+    assert restored == []
+    assert torch.rand(1).item() == expected  # the CPU RNG still comes back
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    load_trainer_state(latest_checkpoint(tmp_path), optimizer2, scheduler2)
+    assert len(restored) == 1 and torch.equal(restored[0][0], torch.zeros(16, dtype=torch.uint8))
 
 
 def test_unfinished_checkpoints_are_ignored_and_old_ones_pruned(tmp_path: Path) -> None:

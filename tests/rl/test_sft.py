@@ -33,6 +33,7 @@ def _config(model: Path, tasks: Path, out: Path, **overrides) -> SFTConfig:
         "train": [{"benchmark": "jsonl", "path": str(tasks), "split": "train"}],
         "eval": {"benchmark": "jsonl", "path": str(tasks), "split": "test"},
         "out_dir": str(out),
+        "device": "cpu",  # also on a GPU machine: the resume comparison needs CPU determinism
         "max_steps": 6,
         "warmup_steps": 1,
         "micro_batch_size": 4,
@@ -44,6 +45,17 @@ def _config(model: Path, tasks: Path, out: Path, **overrides) -> SFTConfig:
         "tensorboard": False,
     }
     return load_config(SFTConfig, None, [f"{k}={json.dumps(v)}" for k, v in {**base, **overrides}.items()])
+
+
+def test_device_option(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
+    from codefalcon.configs import ConfigError
+
+    assert SFTConfig.model_fields["device"].default == "auto"
+    assert _config(tiny_dir, tasks_file, tmp_path, device="cuda").device == "cuda"  # checked at load
+    assert SFTConfig.model_fields["device"].description.startswith('"auto" (CUDA when available')
+    for bad in (1, ["cpu"], "cuda:"):
+        with pytest.raises(ConfigError, match="device"):
+            _config(tiny_dir, tasks_file, tmp_path, device=bad)
 
 
 def test_masked_cross_entropy_hand_computed() -> None:

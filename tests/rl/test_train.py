@@ -55,6 +55,7 @@ def _overrides(model: Path, tasks: Path, out: Path, **extra) -> list[str]:
         "train": {"benchmark": "jsonl", "path": str(tasks), "split": "train"},
         "eval": {"benchmark": "jsonl", "path": str(tasks), "split": "test"},
         "out_dir": str(out),
+        "device": "cpu",  # also on a GPU machine: the exact-resume comparisons need CPU determinism
         "max_steps": 4,
         "tasks_per_step": 2,
         "group_size": 3,
@@ -117,6 +118,17 @@ def test_group_size_one_is_rejected_for_grpo(tiny_dir: Path, tasks_file: Path, t
 
     with pytest.raises(ConfigError, match="group_size must be >= 2 for grpo"):
         _config(tiny_dir, tasks_file, tmp_path, group_size=1)
+
+
+def test_device_option(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
+    from codefalcon.configs import ConfigError
+
+    assert TrainConfig.model_fields["device"].default == "auto"
+    assert _config(tiny_dir, tasks_file, tmp_path, device="cuda:1").device == "cuda:1"  # checked at load
+    with pytest.raises(ConfigError, match="device: Input should be a valid string"):
+        _config(tiny_dir, tasks_file, tmp_path, device=0)
+    with pytest.raises(ConfigError, match="device: must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
+        _config(tiny_dir, tasks_file, tmp_path, device="gpu")
 
 
 def _comparable(records: list[dict]) -> list[tuple]:

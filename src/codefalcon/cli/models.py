@@ -54,6 +54,9 @@ def generate(
     ] = 16,
     lora: Annotated[Path | None, typer.Option(help="A saved peft LoRA adapter folder to apply.")] = None,
     dtype: Annotated[str, typer.Option(help="Weights dtype: float32 or bfloat16.")] = "float32",
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
+    ] = "auto",
 ) -> None:
     """Sample N programs per task into a samples JSONL that `codefalcon evaluate` reads.
 
@@ -80,7 +83,7 @@ def generate(
         raise fail(str(e)) from None
     tasks = tasks[:limit] if limit else tasks
     try:
-        policy = load_policy(model, dtype=dtype, lora=lora)
+        policy = load_policy(model, dtype=dtype, lora=lora, device=device)
     except (FileNotFoundError, ValueError) as e:
         raise fail(f"--model: {e}") from None
     err.print(f"{policy.name}: {policy.kind}, {'chat' if policy.is_chat else 'no chat template'}")

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from codefalcon.critic.labels import Outcome, class_index, class_labels
-from codefalcon.models.loading import load_policy
+from codefalcon.models.loading import load_policy, model_device
 
 CriticKind = Literal["causal", "seq2seq"]
 CONFIG_FILE = "critic.json"
@@ -193,7 +193,7 @@ class Critic(nn.Module):
     def __init__(self, backbone: nn.Module, tokenizer: Any, config: CriticConfig, head: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = head
+        self.head = head.to(model_device(backbone))  # heads are built on the CPU (seeded there)
         self.tokenizer = tokenizer
         self.config = config
         eos = tokenizer.eos_token_id
@@ -218,14 +218,16 @@ class Critic(nn.Module):
         max_program_tokens: int = 512,
         separator: str = "\nANSWER:\n",
         seed: int = 0,
+        device: str | torch.device | None = None,
     ) -> Critic:
         """A critic with a fresh head (seeded) on a backbone from a local folder, GGUF or short name.
 
-        The backbone is loaded with `codefalcon.models.load_policy`; its LM head is kept (so the
-        saved backbone is still a loadable policy) but never run. A causal backbone's position
-        limit must fit the problem, separator and program; otherwise this says which to lower.
+        The backbone is loaded with `codefalcon.models.load_policy` on ``device`` (see
+        `codefalcon.models.resolve_device`); its LM head is kept (so the saved backbone is still a
+        loadable policy) but never run. A causal backbone's position limit must fit the problem,
+        separator and program; otherwise this says which to lower.
         """
-        policy = load_policy(name_or_path)
+        policy = load_policy(name_or_path, device=device)
         config = CriticConfig(
             kind=policy.kind,
             num_classes=2 if binary else 4,
@@ -256,15 +258,15 @@ class Critic(nn.Module):
             )
 
     @classmethod
-    def load(cls, path: str | Path) -> Critic:
-        """A critic saved by `save`, in eval mode."""
+    def load(cls, path: str | Path, device: str | torch.device | None = None) -> Critic:
+        """A critic saved by `save`, in eval mode, on ``device`` (see `from_backbone`)."""
         from safetensors.torch import load_file
 
         folder = Path(path)
         if not (folder / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{folder} is not a saved critic (no {CONFIG_FILE})")
         config = CriticConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text()))
-        policy = load_policy(folder / BACKBONE_DIR)
+        policy = load_policy(folder / BACKBONE_DIR, device=device)
         hidden = policy.model.get_input_embeddings().embedding_dim
         head = make_head(hidden, config.head_dim, config.num_classes)
         head.load_state_dict(load_file(folder / HEAD_FILE))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ConfigDict, Field, model_validator
 
-from codefalcon.configs import StrictModel, dump_config
+from codefalcon.configs import DeviceName, StrictModel, dump_config
 from codefalcon.critic.data import (
     CriticExample,
     class_counts,
@@ -66,6 +66,8 @@ class CriticTrainConfig(StrictModel):
     """Problem tokens kept (the start of the statement)."""
     max_program_tokens: int = Field(256, ge=1)
     """Program tokens kept and scored (the start of the program)."""
+    device: DeviceName = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"."""
 
     # --- optimisation
     lr: float = Field(5e-5, gt=0)
@@ -175,8 +177,11 @@ def fit_critic(
     losses: list[float] = []
     start = time.perf_counter()
     critic.train()
+    device = critic.device
+    # manual_seed also seeds the GPUs: fork the one dropout draws from, so the caller's RNG stays put.
+    gpus = [device] if device.type == "cuda" else []
     with (
-        torch.random.fork_rng(devices=[]),
+        torch.random.fork_rng(devices=gpus),
         tqdm(total=n_steps, desc="critic", unit="step", disable=not progress, file=sys.stderr) as bar,
     ):
         torch.manual_seed(seed)
@@ -185,8 +190,8 @@ def fit_critic(
             for index in _batches(order, batch_size):
                 batch = [examples[i] for i in index]
                 out = critic(critic.encode([e.problem for e in batch], [e.program for e in batch]))
-                labels = torch.tensor([class_index(e.outcome, binary) for e in batch], device=critic.device)
-                w = None if weights is None else weights.to(critic.device)
+                labels = torch.tensor([class_index(e.outcome, binary) for e in batch], device=device)
+                w = None if weights is None else weights.to(device)
                 loss = F.cross_entropy(out.sequence_logits, labels, weight=w)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -194,7 +199,7 @@ def fit_critic(
                 optimizer.step()
                 losses.append(loss.item())
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
     critic.eval()
     return FitStats(tuple(losses), time.perf_counter() - start)
 
@@ -267,6 +272,7 @@ def train_critic(config: CriticTrainConfig) -> dict[str, Any]:
         max_problem_tokens=config.max_problem_tokens,
         max_program_tokens=config.max_program_tokens,
         seed=config.seed,
+        device=config.device,
     )
     weights = class_weights(train, config.binary) if config.class_weighting == "balanced" else None
     stats = fit_critic(

@@ -66,10 +66,10 @@ class CriticScorer:
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, path: str, batch_size: int = 8) -> CriticScorer:
+    def load(cls, path: str, batch_size: int = 8, device: str | None = None) -> CriticScorer:
         from codefalcon.critic import Critic
 
-        return cls(Critic.load(path), batch_size)
+        return cls(Critic.load(path, device=device), batch_size)
 
     def score(self, task: Task, programs: Sequence[str]) -> list[float]:
         from codefalcon.critic import default_problem_text, score_programs

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from codefalcon.configs import DeviceName
 from codefalcon.evaluation.metrics import summarize
 from codefalcon.evaluation.passk import n_at_k, pass_at_k
 from codefalcon.evaluation.samples import Sample, write_results
@@ -93,6 +94,9 @@ class SolveConfig(ExampleFilterOptions):
     """Most sequences per generate call."""
     workers: int = Field(2, ge=1)
     """Sandbox worker processes."""
+    device: DeviceName = "auto"
+    """Where the policy and critic run: "auto" (CUDA when available, else CPU), "cpu", "cuda" or
+    "cuda:N"."""
     timeout: float = Field(4.0, gt=0)
     """Seconds per test."""
 
@@ -247,10 +251,12 @@ def solve_main(config: SolveConfig | dict[str, Any]) -> dict[str, Any]:
     config = config if isinstance(config, SolveConfig) else SolveConfig.model_validate(config)
     tasks = load_benchmark(config.benchmark, config.data, config.split)
     tasks = tasks[: config.limit] if config.limit else tasks
-    policy = load_policy(config.model)
+    policy = load_policy(config.model, device=config.device)
     backend = HFBackend(policy, batch_size=config.batch_size)
     prompter = Prompter.from_policy(policy, config.max_new_tokens)
-    scorer = CriticScorer.load(str(config.critic)) if config.critic is not None else None
+    scorer = (
+        CriticScorer.load(str(config.critic), device=config.device) if config.critic is not None else None
+    )
     if config.memory is not None and not config.memory.is_file():
         raise FileNotFoundError(
             f"memory store not found: {config.memory} (build one with codefalcon memory add)"

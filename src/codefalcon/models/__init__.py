@@ -13,7 +13,15 @@ from codefalcon.models.generation import (
     HFBackend,
     SamplingParams,
 )
-from codefalcon.models.loading import KNOWN_MODELS, LoraSpec, Policy, find_packaged_gguf, load_policy
+from codefalcon.models.loading import (
+    KNOWN_MODELS,
+    LoraSpec,
+    Policy,
+    find_packaged_gguf,
+    load_policy,
+    model_device,
+    resolve_device,
+)
 from codefalcon.models.prompts import (
     ExtractMode,
     Prompt,
@@ -46,5 +54,7 @@ __all__ = [
     "find_packaged_gguf",
     "generate_samples",
     "load_policy",
+    "model_device",
     "prompt_format",
+    "resolve_device",
 ]

@@ -19,7 +19,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
 from codefalcon.models.decoding import SeededSampler, StopOnSequences, row_seed, truncate_at_stop
-from codefalcon.models.loading import Policy
+from codefalcon.models.loading import Policy, model_device
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,7 @@ class HFBackend:
         input_ids, attention_mask = self._pad([ids for ids, _ in rows])
         processors = LogitsProcessorList()
         if not params.greedy:
+            # CPU generators on any device: a seed draws the same sample on CPU and GPU.
             generators = [torch.Generator().manual_seed(s) for s in seeds]
             processors.append(SeededSampler(params.temperature, params.top_k, params.top_p, generators))
         start = 1 if self.policy.kind == "seq2seq" else input_ids.shape[1]
@@ -172,10 +173,11 @@ class HFBackend:
         if params.stop:
             stopping.append(StopOnSequences(self.policy.tokenizer, params.stop, start, len(rows)))
         model = self.policy.model
+        device = model_device(model)
         with torch.inference_mode():
             output = model.generate(
-                input_ids=input_ids.to(model.device),
-                attention_mask=attention_mask.to(model.device),
+                input_ids=input_ids.to(device),
+                attention_mask=attention_mask.to(device),
                 generation_config=self._generation_config(params),
                 logits_processor=processors,
                 stopping_criteria=stopping,

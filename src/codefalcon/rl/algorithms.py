@@ -22,12 +22,13 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from codefalcon.models.loading import model_device
 from codefalcon.rl.coderl import coderl_pg_loss, coderl_token_returns
 from codefalcon.rl.grpo import GroupStats, grpo_loss
 from codefalcon.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_penalty_rewards
 from codefalcon.rl.logprobs import completion_forward, entropy_from_logits, gather_logprobs
 from codefalcon.rl.masked import masked_mean, masked_whiten
-from codefalcon.rl.optim import cpu_autocast
+from codefalcon.rl.optim import bf16_autocast
 from codefalcon.rl.ppo import explained_variance, gae, ppo_policy_loss, ppo_value_loss
 from codefalcon.rl.rollout import Rollouts
 from codefalcon.rl.stats import to_metrics
@@ -66,7 +67,7 @@ class StepContext:
 
     def forward(self, model: nn.Module, rows: Rollouts, hidden: bool = False) -> tuple[Tensor, Tensor | None]:
         """(B, C, V) logits at the sampling temperature and, with ``hidden``, (B, C) values."""
-        with cpu_autocast(self.autocast):
+        with bf16_autocast(self.autocast, model_device(model)):
             logits, states = completion_forward(
                 model,
                 rows.prompt_ids,
@@ -93,7 +94,7 @@ class Prepared:
     metrics: dict[str, float] = field(default_factory=dict)
 
     def rows(self, index: list[int]) -> Prepared:
-        i = torch.as_tensor(index, dtype=torch.long)
+        i = torch.as_tensor(index, dtype=torch.long, device=self.loss_mask.device)
         pick = {k: (v[i] if isinstance(v, Tensor) else v) for k, v in vars(self).items() if k != "metrics"}
         return replace(self, **pick)
 

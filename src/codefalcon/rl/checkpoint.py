@@ -42,14 +42,22 @@ class Checkpoint:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG a recipe draws from: Python's, numpy's and torch's (CPU)."""
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG a recipe draws from: Python's, numpy's, torch's CPU one and, with CUDA, its GPUs'
+    (dropout on the GPU draws from those)."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore `rng_state`; CUDA states only on a machine with as many GPUs (else they are dropped)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def save_checkpoint(
@@ -120,8 +128,14 @@ def latest_checkpoint(root: str | Path) -> Checkpoint | None:
 def load_trainer_state(
     checkpoint: Checkpoint, optimizer: torch.optim.Optimizer, scheduler: Any
 ) -> dict[str, Any]:
-    """Restore optimiser, scheduler and RNG from ``checkpoint``; return its ``extra`` dict."""
-    trainer = torch.load(checkpoint.path / "trainer.pt", weights_only=False)
+    """Restore optimiser, scheduler and RNG from ``checkpoint``; return its ``extra`` dict.
+
+    Everything is read onto the CPU, so a checkpoint written on a GPU resumes on a CPU-only
+    machine and the other way round: the optimiser moves its state to its parameters' device
+    (build it over the weights where they will train, before calling this), RNG states must be
+    CPU tensors anyway, and ``extra`` tensors are CPU (``load_state_dict`` copies them into place).
+    """
+    trainer = torch.load(checkpoint.path / "trainer.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(trainer["optimizer"])
     if scheduler is not None and trainer["scheduler"] is not None:
         scheduler.load_state_dict(trainer["scheduler"])

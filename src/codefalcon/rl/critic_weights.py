@@ -21,10 +21,11 @@ class CriticTokenWeights:
     (harness failures) get weight 0; they carry no loss anyway.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.critic = Critic.load(path)
+    def __init__(self, path: str | Path, device: str | torch.device | None = None) -> None:
+        self.critic = Critic.load(path, device=device)
 
     def __call__(self, rollouts: Rollouts) -> Tensor:
+        """(B, C) weights on the rollouts' device (built on the CPU, where the scores come back)."""
         outcomes = [outcome_of_result(r) for r in rollouts.results]
         problems = [default_problem_text(t) for t in rollouts.tasks]
         scores = self.critic.token_scores(
@@ -32,11 +33,11 @@ class CriticTokenWeights:
         )
         width = rollouts.completion_ids.shape[1]
         weights = torch.zeros(rollouts.size, width)
-        for b, known in enumerate(outcomes):
+        lengths = rollouts.completion_mask.sum(dim=1).tolist()  # one transfer, not one per row
+        for b, (known, n_completion) in enumerate(zip(outcomes, lengths, strict=True)):
             n_program = int(scores.mask[b].sum())
-            n_completion = int(rollouts.completion_mask[b].sum())
             if known is None or n_program == 0:
                 continue
             index = torch.arange(n_completion) + max(n_program - n_completion, 0)
             weights[b, :n_completion] = scores.probs[b, index.clamp(max=n_program - 1)]
-        return weights
+        return weights.to(rollouts.completion_ids.device)

@@ -13,6 +13,7 @@ values for the completion tokens only, (B, C), aligned with ``completion_ids``.
 
 All outputs are float32 (log-softmax is computed row by row in float32, so bf16 logits lose no
 precision and the (B, T, V) float32 copy is never materialised at once) and 0 at masked positions.
+The functions that run a model move their inputs to the model's device and return tensors there.
 """
 
 from __future__ import annotations
@@ -103,10 +104,14 @@ def completion_forward(
 
     `completion_forward` also returns, with ``hidden=True``, the last layer's hidden states
     (B, C, H) at the same positions as the logits: the state that predicts completion token c,
-    which is where a value head reads V_t.
+    which is where a value head reads V_t. Inputs are moved to the model's device; the outputs
+    are on it.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); greedy samples are scored at 1.0")
+    device = next(model.parameters()).device  # models.model_device would pull transformers into rl
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    completion_ids, completion_mask = completion_ids.to(device), completion_mask.to(device)
     if getattr(model.config, "is_encoder_decoder", False):
         logits, states = _seq2seq_logits(model, prompt_ids, prompt_mask, completion_ids, hidden)
     else:
@@ -126,11 +131,11 @@ def completion_logprobs(
 ) -> Tensor:
     """log p(completion token c | prompt, earlier completion tokens), (B, C) float32; 0 at padding.
 
-    Same inputs as `completion_logits`. Gradients flow to the model unless called under no_grad
-    (as for the frozen reference and the old policy).
+    Same inputs as `completion_logits`, and the result is on the model's device. Gradients flow to
+    the model unless called under no_grad (as for the frozen reference and the old policy).
     """
     logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)
-    return gather_logprobs(logits, completion_ids, completion_mask)
+    return gather_logprobs(logits, completion_ids.to(logits.device), completion_mask.to(logits.device))
 
 
 def _causal_logits(

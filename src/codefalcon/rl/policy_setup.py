@@ -27,17 +27,22 @@ class LoraOptions(StrictModel):
 
 
 def load_trainable_policy(
-    model: str, dtype: str, lora: LoraOptions | None, checkpoint_model: Path | None
+    model: str,
+    dtype: str,
+    lora: LoraOptions | None,
+    checkpoint_model: Path | None,
+    device: str | None = None,
 ) -> Policy:
     """The policy to train: ``model`` itself, or its state saved in ``checkpoint_model``.
 
     Full fine-tuning resumes from the checkpoint's saved model folder; LoRA resumes the saved
-    adapter on top of the original base ``model`` (the base never changes).
+    adapter on top of the original base ``model`` (the base never changes). ``device``: see
+    `codefalcon.models.resolve_device`; the optimiser must be built after this, on these weights.
     """
     if lora is None:
-        policy = load_policy(checkpoint_model or model, dtype=dtype)
+        policy = load_policy(checkpoint_model or model, dtype=dtype, device=device)
         policy.model.requires_grad_(True)
         return policy
     if checkpoint_model is not None:
-        return load_policy(model, dtype=dtype, lora=checkpoint_model, train_adapter=True)
-    return load_policy(model, dtype=dtype, lora=lora.spec())
+        return load_policy(model, dtype=dtype, lora=checkpoint_model, train_adapter=True, device=device)
+    return load_policy(model, dtype=dtype, lora=lora.spec(), device=device)

@@ -66,7 +66,10 @@ class RewardScorer:
 
 @dataclass(frozen=True)
 class Rollouts:
-    """One step's samples and what happened to them. B = tasks x group size."""
+    """One step's samples and what happened to them. B = tasks x group size.
+
+    Built on the CPU; `to` moves the tensors to the model's device for the update.
+    """
 
     tasks: tuple[Task, ...]
     """(B,) the task of each row."""
@@ -93,9 +96,13 @@ class Rollouts:
     def size(self) -> int:
         return len(self.tasks)
 
+    def to(self, device: torch.device | str) -> Rollouts:
+        """The same rollouts with every tensor on ``device`` (the model's, for the update)."""
+        return replace(self, **{k: v.to(device) for k, v in vars(self).items() if isinstance(v, Tensor)})
+
     def rows(self, index: Sequence[int]) -> Rollouts:
         """The rollouts of the given rows (for micro-batches); tensors are sliced, not copied."""
-        i = torch.as_tensor(list(index), dtype=torch.long)
+        i = torch.as_tensor(list(index), dtype=torch.long, device=self.rewards.device)
         pick = [self.tasks[k] for k in index]
         return replace(
             self,

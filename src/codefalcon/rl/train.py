@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from codefalcon.execution import Executor, ExecutorConfig
-from codefalcon.models import HFBackend, Policy, SamplingParams
+from codefalcon.models import HFBackend, Policy, SamplingParams, model_device
 from codefalcon.models.answers import encode_example
 from codefalcon.rl.algorithms import (
     PPO,
@@ -88,7 +88,7 @@ def train_rl(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     out, checkpoint = open_run(config.out_dir, config, config.seed)
     algo = make_algorithm(config)
     policy = load_trainable_policy(
-        config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None
+        config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None, config.device
     )
     policy.model.eval()  # no dropout in RL: the sampled and the trained distribution must agree
     ctx = _context(config, policy, algo)
@@ -195,12 +195,14 @@ def _train_step(run: _Run, step: int, tasks: list[Task]) -> dict[str, float]:
         sampling.batch_size,
         run.prompts,
     )
+    device = model_device(run.policy.model)
+    rollouts = rollouts.to(device)  # advantages, returns and losses meet the model's outputs there
     record = {"time/generation": times.generation, "time/execution": times.execution}
     record["time/execution_wait"] = times.execution_wait
     t0 = time.perf_counter()
     if isinstance(algo, CodeRL) and config.coderl.relative_returns:
         baseline = greedy_rewards(run.policy, run.backend, tasks, params, run.executor, run.scorer)
-        ctx.baseline = baseline.repeat_interleave(config.group_size)
+        ctx.baseline = baseline.repeat_interleave(config.group_size).to(device)
         record["time/baseline"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     prepared = algo.prepare(ctx, rollouts)
@@ -288,8 +290,8 @@ def _context(config: TrainConfig, policy: Policy, algo: Algorithm) -> StepContex
     )
     if algo.needs_reference:
         ctx.reference = _reference(config, policy)
-    if algo.needs_values:
-        ctx.value_head = ValueHead(policy.model.config.hidden_size)
+    if algo.needs_values:  # on the policy's device before the optimiser is built over it
+        ctx.value_head = ValueHead(policy.model.config.hidden_size).to(model_device(policy.model))
     if isinstance(algo, CodeRL) and config.coderl.critic:
         ctx.critic_probs = _critic_probs(config.coderl.critic, policy)
     return ctx
@@ -301,7 +303,8 @@ def _reference(config: TrainConfig, policy: Policy) -> Callable[[], Any]:
         return lambda: _adapter_disabled(policy.model)
     from codefalcon.models import load_policy
 
-    frozen = load_policy(config.model, dtype=config.dtype).model.eval().requires_grad_(False)
+    reference = load_policy(config.model, dtype=config.dtype, device=model_device(policy.model))
+    frozen = reference.model.eval().requires_grad_(False)
     return lambda: contextlib.nullcontext(frozen)
 
 
@@ -315,7 +318,7 @@ def _critic_probs(path: str, policy: Policy) -> Callable[[Rollouts], torch.Tenso
     """CodeRL's token weights from a trained critic (`codefalcon critic train`)."""
     from codefalcon.rl.critic_weights import CriticTokenWeights
 
-    return CriticTokenWeights(path)
+    return CriticTokenWeights(path, device=model_device(policy.model))
 
 
 def _task_batches(

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from codefalcon.configs import StrictModel
+from codefalcon.configs import DeviceName, StrictModel
 from codefalcon.memory.options import ExampleFilterOptions
 from codefalcon.rl.policy_setup import LoraOptions
 from codefalcon.rl.sft import TaskSource
@@ -110,6 +110,9 @@ class TrainConfig(StrictModel):
     model: str
     """Start policy: usually the SFT model (runs/sft-tiny/final), a folder, .gguf or short name."""
     dtype: Literal["float32", "bfloat16"] = "float32"
+    device: DeviceName = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"; the frozen reference,
+    value head and critic go to the same device as the policy."""
     lora: LoraOptions | None = None
     train: TaskSource
     """Tasks to learn from (their hidden tests give the reward)."""
