@@ -90,3 +90,28 @@ def test_evaluate_errors_name_file_line_and_field(shared_data, tmp_path):
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "evaluate" in result.output and "tasks" in result.output
+
+
+def test_every_command_and_option_explains_itself():
+    import click
+    import typer.main
+
+    def leaves(command: click.Command, ctx: click.Context):
+        if hasattr(command, "list_commands"):  # typer groups are not always click.Group instances
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                yield from leaves(sub, click.Context(sub, info_name=name, parent=ctx))
+        else:
+            yield ctx.command_path, command
+
+    root = typer.main.get_command(app)
+    found = list(leaves(root, click.Context(root, info_name="codefalcon")))
+    assert len(found) >= 15
+    for path, command in found:
+        assert command.help, f"{path} has no description"
+        bare = [
+            p.name
+            for p in command.params
+            if hasattr(p, "help") and p.param_type_name == "option" and not p.help
+        ]
+        assert not bare, f"{path}: options without help: {bare}"
