@@ -98,7 +98,10 @@ def generate(
 @app.command("build-tiny")
 def build_tiny(
     out: Annotated[Path, typer.Option(help="Folder to write the model and tokenizer to.")],
-    arch: Annotated[str, typer.Option(help="gpt2, llama (decoder-only) or t5 (encoder-decoder).")] = "gpt2",
+    arch: Annotated[
+        str,
+        typer.Option(help="llama (decoder-only, rotary positions), gpt2 (decoder-only) or t5 (seq2seq)."),
+    ] = "llama",
     source: Annotated[
         list[Path] | None,
         typer.Option(help="Python files or folders to train the tokenizer on [default: a stdlib sample]."),
