@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from codefalcon.cli import app
@@ -90,6 +91,16 @@ def test_bad_options_are_named(tmp_path: Path) -> None:
         app, ["generate", "--model", str(tmp_path / "nope"), "--benchmark", "humaneval", "--out", "x.jsonl"]
     )
     assert result.exit_code == 2 and "--model" in result.output
+    if not torch.cuda.is_available():  # on a GPU machine "cuda" is a valid choice
+        result = runner.invoke(
+            app,
+            ["generate", "--model", "m", "--benchmark", "humaneval", "--out", "x.jsonl", "--device", "cuda"],
+        )
+        assert result.exit_code == 2 and "--device" in result.output and "cuda" in result.output
+    result = runner.invoke(
+        app, ["generate", "--model", "m", "--benchmark", "humaneval", "--out", "x", "--device", "tpu"]
+    )
+    assert result.exit_code == 2 and "--device" in result.output
     result = runner.invoke(app, ["sft", "model=m", "train=[]", "stepz=3", "--print-config"])
     assert result.exit_code == 2 and "unknown key 'stepz'" in result.output
     result = runner.invoke(app, ["train", "--algo", "dqn", "model=m", "train={benchmark: humaneval}"])

@@ -83,6 +83,12 @@ def generate(
         raise fail(str(e)) from None
     tasks = tasks[:limit] if limit else tasks
     try:
+        from codefalcon.models import resolve_device
+
+        resolve_device(device)
+    except ValueError as e:
+        raise fail(f"--device: {e}") from None
+    try:
         policy = load_policy(model, dtype=dtype, lora=lora, device=device)
     except (FileNotFoundError, ValueError) as e:
         raise fail(f"--model: {e}") from None
