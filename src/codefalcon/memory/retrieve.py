@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,17 +57,16 @@ def eligible_neighbours(
     db: sqlite3.Connection,
     index: Any,
     vector: np.ndarray,
-    want_passing: int,
-    want_any: int,
+    n: int,
     include_test: bool,
     skip: Collection[str],
+    enough: Callable[[list[Neighbour]], bool],
 ) -> list[Neighbour]:
     """Nearest tasks, best first, that may be shown: not in ``skip``, not test unless asked.
 
-    Searches wider (x4 each round) until ``want_passing`` of them have a passing attempt and at
-    least ``want_any`` were found, or the index is exhausted.
+    Searches the ``n`` nearest, then wider (x4 each round) until ``enough(found)`` or the index is
+    exhausted.
     """
-    n = max(4 * (want_passing + want_any + len(skip)), 16)
     while True:
         hits = search(index, vector, n)
         sims = dict(hits)
@@ -76,8 +75,7 @@ def eligible_neighbours(
             for row, tid, text, split, has_pass in _describe(db, hits)
             if tid not in skip and (include_test or split != TEST_SPLIT)
         ]
-        enough = sum(nb.has_pass for nb in found) >= want_passing and len(found) >= want_any
-        if enough or n >= index.ntotal:
+        if enough(found) or n >= index.ntotal:
             return found
         n *= 4
 
@@ -153,14 +151,13 @@ def retrieve(
     rules: ExampleFilter = NO_FILTER,
 ) -> Retrieval:
     """See `LongTermMemory.retrieve`."""
-    want = k
-    while True:
-        found = eligible_neighbours(db, index, vector, want, error_tasks, include_test, skip)
-        solved = pick_examples(index, found, k, rules)
-        # fewer solved neighbours than asked for means the index is exhausted
-        if len(solved) >= k or sum(nb.has_pass for nb in found) < want:
-            break
-        want *= 4
+
+    def enough(found: list[Neighbour]) -> bool:
+        return len(found) >= error_tasks and len(pick_examples(index, found, k, rules)) >= k
+
+    start = max(4 * (k + error_tasks + len(skip)), 16)
+    found = eligible_neighbours(db, index, vector, start, include_test, skip, enough)
+    solved = pick_examples(index, found, k, rules)
     best: dict[int, Attempt] = {}
     for row, a in _attempts_of(db, [nb.row for nb in solved], passed=True):
         if row not in best or best_key(a) < best_key(best[row]):
