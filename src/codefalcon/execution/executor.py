@@ -27,17 +27,20 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
+from codefalcon.execution.compare import STDOUT_COMPARATORS
 from codefalcon.execution.judge import judge_test, load_failure_verdict
+from codefalcon.execution.languages import build_job, find_tools, missing_tools
 from codefalcon.execution.result import ExecutionResult, TestResult, Verdict, overall_verdict
-from codefalcon.execution.sandbox import SandboxPlan, plan_sandbox
+from codefalcon.execution.sandbox import LAUNCH_ENV, SandboxPlan, plan_sandbox
 from codefalcon.execution.sandbox_worker import frame, free_names
-from codefalcon.execution.values import encode
+from codefalcon.execution.values import clean_observation, encode
 from codefalcon.tasks.reading import PARSE_LOCK
 from codefalcon.tasks.record import TestStyle, TestSuite
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE = 256 << 20
+MAX_MESSAGE = 96 << 20
+"""Largest message a worker may send (a capped stdout or a program's value, with framing)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class ExecutorConfig:
     """Truncation of inputs, outputs and messages kept in results."""
     cache_size: int = 200_000
     """Results kept in the in-memory cache, keyed by program, tests and limits; 0 disables."""
+    compile_timeout: float = 60.0
+    """Seconds allowed to compile one C++/Java/JavaScript test program (a JVM starts slowly)."""
 
     def limits(self) -> dict[str, Any]:
         return {
@@ -93,8 +98,15 @@ class WorkerDied(Exception):
     """The worker process stopped answering (crashed, killed, or hung)."""
 
 
-GRACE = 10.0
-"""Seconds the parent waits beyond the worker's own limits before declaring the worker stuck."""
+class WorkerStalled(WorkerDied):
+    """The worker said nothing within its own limits plus `GRACE`."""
+
+
+GRACE = 3.0
+"""Seconds the parent waits beyond the worker's own limits before declaring the worker stuck.
+
+The worker keeps its limits even when a program stops or kills its other processes (it is PID 1
+of its sandbox, or another uid), so this only covers scheduling delays on a loaded machine."""
 
 
 class WorkerProcess:
@@ -113,11 +125,14 @@ class WorkerProcess:
             stderr=subprocess.DEVNULL,
             bufsize=0,
             close_fds=True,
+            env=LAUNCH_ENV,
         )
         self._to, self._from = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         os.set_blocking(self._to, False)
         self._buf = bytearray()
         hello = self.recv(30.0)
+        if hello.get("ready") and self.plan.kind == "bwrap" and hello.get("pid") != 1:
+            raise WorkerDied(f"sandbox worker is not PID 1 of its sandbox: {hello}")
         if not hello.get("ready"):
             raise WorkerDied(f"worker did not start: {hello}")
 
@@ -133,8 +148,8 @@ class WorkerProcess:
                     body = bytes(self._buf[4 : 4 + size])
                     del self._buf[: 4 + size]
                     try:
-                        return json.loads(body)
-                    except ValueError as e:
+                        return clean_observation(json.loads(body))
+                    except (ValueError, RecursionError) as e:
                         raise WorkerDied(f"garbled message from worker: {e}") from None
             self._wait(deadline, write=False)
 
@@ -167,7 +182,7 @@ class WorkerProcess:
                 raise WorkerDied("worker exited")
             self._buf += chunk
         elif not writable:
-            raise WorkerDied("no answer from worker")
+            raise WorkerStalled("no answer from worker")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -185,10 +200,11 @@ class Executor:
 
     def __init__(self, config: ExecutorConfig | None = None) -> None:
         self.config = config or ExecutorConfig()
-        if self.config.compare not in ("exact", "tokens", "apps"):
+        if self.config.compare not in STDOUT_COMPARATORS:
             raise ValueError(f"compare must be 'exact', 'tokens' or 'apps', not {self.config.compare!r}")
         self._config_fields = asdict(self.config)  # frozen: part of every cache key
         self.plan = plan_sandbox(self.config.sandbox, self.config.python, self.config.limits())
+        self.tools = find_tools()
         self._jobs: queue.Queue[tuple[str, str, TestSuite, bool, Future[ExecutionResult]] | None] = (
             queue.Queue()
         )
@@ -276,8 +292,14 @@ class Executor:
             key, program, tests, stop, fut = item
             try:
                 result, worker = self._run_in_slot(worker, program, tests, stop)
-            except Exception as e:  # the harness itself failed: surface it, never guess a verdict
+            except HarnessBroken as e:  # no worker starts at all: surface it, never guess a verdict
                 fut.set_exception(e)
+            except Exception as e:
+                # Judging one sample failed in a way we did not foresee: that sample fails (the
+                # program may have caused it), never the batch or the run.
+                log.warning("codefalcon executor: judging a program failed: %r", e, exc_info=True)
+                info = {"error_type": "HarnessError", "message": f"the harness failed on this program: {e!r}"}
+                fut.set_result(self._all_tests(tests, Verdict.RUNTIME_ERROR, stop, _cut_info(info)))
             else:
                 self._cache_put(key, result)
                 fut.set_result(result)
@@ -322,12 +344,18 @@ class Executor:
         self, worker: WorkerProcess | None, program: str, tests: TestSuite, stop: bool
     ) -> tuple[ExecutionResult, WorkerProcess | None]:
         # A worker that dies under a program gets one retry in a fresh worker: if the same
-        # program kills that one too, the program did it (e.g. kill -9 -1), not the harness.
+        # program kills that one too, the program did it, not the harness. A worker that stops
+        # answering is not retried: only a program can stall it, and it has had its time.
         for attempt in range(2):
             if worker is None:
-                worker = WorkerProcess(self.plan)
+                worker = self._start_worker()
             try:
                 return self._run_program(worker, program, tests, stop), worker
+            except WorkerStalled as e:
+                worker.close()
+                log.debug("worker stalled running a program: %s", e)
+                info = {"error_type": "Timeout", "message": "the program stalled its sandbox worker"}
+                return self._all_tests(tests, Verdict.TIMEOUT, stop, info), None
             except WorkerDied as e:
                 worker.close()
                 worker = None
@@ -341,6 +369,12 @@ class Executor:
                 "message": "the program killed or hung its sandbox worker (twice)",
             },
         ), None
+
+    def _start_worker(self) -> WorkerProcess:
+        try:
+            return WorkerProcess(self.plan)
+        except (WorkerDied, OSError) as e:
+            raise HarnessBroken(f"cannot start a sandbox worker: {e}") from e
 
     def _all_tests(
         self, tests: TestSuite, verdict: Verdict, stop: bool, info: dict[str, Any], seconds: float = 0.0
@@ -359,6 +393,9 @@ class Executor:
         sends one test at a time, so the program stops at its first failure.
         """
         cfg, n, started = self.config, len(tests.cases), time.monotonic()
+        missing = missing_tools(tests.language, self.tools)
+        if missing:  # no program's fault: say so instead of failing every program
+            raise HarnessBroken(f"{tests.language} programs need {', '.join(missing)} under /usr")
         step = 1 if stop and tests.style is not TestStyle.ASSERT else max(n, 1)
         header = {
             "op": "job",
@@ -370,14 +407,21 @@ class Executor:
         }
         out: list[TestResult] = []
         sent, loaded, messages = 0, None, [header]
+        restart = False  # the last test ended the program's process: the next answer restarts it
         while True:
             batch = range(sent, min(n, sent + step))
-            messages += [self._run_message(tests, i) for i in batch]
+            messages += [self._run_message(tests, i, program) for i in batch]
             worker.send(b"".join(map(frame, messages)))
             sent, messages = batch.stop, []
             if loaded is None:
                 loaded = worker.recv(cfg.load_timeout + GRACE)
-            answers = [worker.recv(cfg.timeout + cfg.load_timeout + GRACE) for _ in batch]
+            answers = []
+            build = cfg.compile_timeout if tests.style is TestStyle.PROGRAM else 0.0
+            for _ in batch:
+                answers.append(
+                    worker.recv(cfg.timeout + GRACE + build + (cfg.load_timeout if restart else 0.0))
+                )
+                restart = answers[-1].get("status") in _ENDS_HOST
             if not loaded.get("ok"):
                 break
             for i, obs in zip(batch, answers, strict=True):
@@ -398,9 +442,19 @@ class Executor:
     def _judge(self, i: int, tests: TestSuite, obs: dict[str, Any]) -> TestResult:
         cfg = self.config
         case = tests.cases[i]
-        return judge_test(
-            i, tests.style, case, obs, compare=cfg.compare, tol=cfg.float_tol, detail=cfg.detail_chars
-        )
+        try:
+            return judge_test(
+                i, tests.style, case, obs, compare=cfg.compare, tol=cfg.float_tol, detail=cfg.detail_chars
+            )
+        except Exception as e:  # e.g. a value no comparison can handle: the program's failure
+            log.debug("judging test %d failed", i, exc_info=True)
+            message = f"the program's result could not be compared: {type(e).__name__}: {e}"
+            return TestResult(
+                index=i,
+                verdict=Verdict.WRONG_ANSWER,
+                error_type="InvalidResult",
+                message=message[: cfg.detail_chars],
+            )
 
     def _load_failure(
         self, tests: TestSuite, loaded: dict[str, Any], stop: bool, seconds: float
@@ -413,15 +467,21 @@ class Executor:
         }
         if loaded.get("kind") == "timeout":
             info["message"] = "time limit exceeded while loading the program"
+        if loaded.get("kind") == "memory":
+            info["message"] = "memory limit exceeded while loading the program"
         return self._all_tests(tests, load_failure_verdict(loaded), stop, info, seconds)
 
-    def _run_message(self, tests: TestSuite, i: int) -> dict[str, Any]:
+    def _run_message(self, tests: TestSuite, i: int, program: str) -> dict[str, Any]:
         case = tests.cases[i]
         msg: dict[str, Any] = {"op": "run", "timeout": self.config.timeout}
         if tests.style is TestStyle.STDIO:
             text = case.input if isinstance(case.input, str) else "\n".join(map(str, case.input or []))
             msg["input"] = text
             msg["max_output"] = max(self.config.max_output_bytes, 2 * len(str(case.expected)) + 1024)
+        elif tests.style is TestStyle.PROGRAM:
+            job = build_job(tests.language, program, case.code or "", self.tools)
+            msg.update(job.message(), compile_timeout=self.config.compile_timeout)
+            msg["max_output"] = self.config.max_output_bytes
         elif tests.style is TestStyle.CALL:
             msg["input"] = encode(list(case.input or []))
             msg["fn_name"] = tests.fn_name
@@ -430,6 +490,17 @@ class Executor:
             msg.update(code=case.code, setup=tests.setup, fn_name=tests.fn_name)
             msg["names"] = _test_names(tests.setup or "", case.code or "")
         return msg
+
+
+_ENDS_HOST = {"timeout", "died", "memory", "invalid", "worker_error"}
+
+
+class HarnessBroken(RuntimeError):
+    """The executor itself cannot run programs (no worker starts): not any program's fault."""
+
+
+def _cut_info(info: dict[str, Any], limit: int = 300) -> dict[str, Any]:
+    return {k: v[:limit] if isinstance(v, str) else v for k, v in info.items()}
 
 
 @lru_cache(maxsize=4096)

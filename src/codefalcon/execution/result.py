@@ -60,6 +60,8 @@ class TestResult:
     expected: str | None = None
     actual: str | None = None
     seconds: float = 0.0
+    compile_seconds: float | None = None
+    """Of ``seconds``, the time spent compiling (C++/Java/JavaScript; 0 from the cache)."""
 
     @property
     def passed(self) -> bool:

@@ -3,10 +3,14 @@
 Isolation levels, strongest first:
 
 - ``bwrap``: Debian's bubblewrap gives each worker a read-only view of ``/usr`` only (no home,
-  no project, no data sets, no site-packages), a private ``/tmp``, no network (a private loopback
-  with nothing listening) and its own PID space. When we are root, the worker is first dropped to
-  uid 65534 with ``setpriv``, because RLIMIT_NPROC is not enforced for host uid 0 and a fork bomb
-  would otherwise be unbounded.
+  no project, no data sets, no site-packages), a private ``/tmp`` (emptied between programs), a
+  read-only ``/dev`` (so no ``/dev/shm``), no network (a private loopback with nothing listening)
+  and its own PID space in which the worker itself is PID 1 (``--as-pid-1``): no bubblewrap
+  process that a program could reach holds the worker's pipes or the evaluator's environment,
+  and signals from inside the sandbox cannot stop or kill the worker. When we are root, the
+  worker is first dropped to uid 65534 with ``setpriv``, because RLIMIT_NPROC is not enforced
+  for host uid 0 and a fork bomb would otherwise be unbounded. bubblewrap itself starts with an
+  empty environment.
 - ``none``: a plain child process with rlimits, a scrubbed environment and (as root) an
   unprivileged uid for programs. The host file system and network are visible. Chosen only when
   bubblewrap is missing or cannot create namespaces, and announced once in the log.
@@ -14,6 +18,7 @@ Isolation levels, strongest first:
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -30,6 +35,12 @@ log = logging.getLogger(__name__)
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
+SANDBOXES = ("auto", "bwrap", "none")
+"""The isolation choices `plan_sandbox` accepts."""
+TMP_MB = 128
+"""Size of a bubblewrap worker's private /tmp (a tmpfs, emptied after every program)."""
+LAUNCH_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+"""The whole environment setpriv and bubblewrap start with: nothing of the evaluator's."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,8 @@ def _bwrap_argv(python: str, worker_args: list[str]) -> list[str]:
     argv: list[str] = []
     if os.geteuid() == 0 and shutil.which("setpriv"):
         argv += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    argv += ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+    argv += ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1"]
+    argv += ["--die-with-parent", "--new-session"]
     argv += ["--ro-bind", "/usr", "/usr"]
     for top in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         if os.path.islink(top):
@@ -84,7 +96,10 @@ def _bwrap_argv(python: str, worker_args: list[str]) -> list[str]:
         root = str(Path(prefix).parent.parent)
         argv += ["--ro-bind", root, root]
     argv += ["--ro-bind-try", "/etc/localtime", "/etc/localtime"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(512 << 20), "--tmpfs", "/tmp"]
+    for conf in sorted(glob.glob("/etc/java-*")):  # the JDK's conf/ links into /etc
+        argv += ["--ro-bind", conf, conf]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+    argv += ["--size", str(TMP_MB << 20), "--tmpfs", "/tmp"]
     argv += ["--chdir", "/tmp", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
     argv += ["--setenv", "LANG", "C.UTF-8", "--"]
     return [*argv, python, "-I", "-S", "-c", *worker_args]
@@ -95,14 +110,19 @@ def plan_sandbox(preference: str, python: str | None, limits: dict[str, Any]) ->
 
     ``preference``: "auto" (bwrap if it works, else none), "bwrap" (required) or "none".
     """
-    if preference not in ("auto", "bwrap", "none"):
+    if preference not in SANDBOXES:
         raise ValueError(f"sandbox must be 'auto', 'bwrap' or 'none', not {preference!r}")
     src = worker_source()
     if preference in ("auto", "bwrap") and shutil.which("bwrap"):
         py = _python_for_sandbox(python, drop_uid=False)
-        config = json.dumps({"limits": {**limits, "drop_uid": None}, "tmp": "/tmp"})
+        config = json.dumps({"limits": {**limits, "drop_uid": None}, "tmp": "/tmp", "private_tmp": True})
         argv = _bwrap_argv(py, [src, config])
         ok, why = _probe(argv)
+        if not ok and "--disable-userns" in argv:
+            # bubblewrap before 0.8, or a kernel that refuses it: the seccomp filter still
+            # denies unshare and setns to programs.
+            argv.remove("--disable-userns")
+            ok, why = _probe(argv)
         if ok:
             return SandboxPlan("bwrap", tuple(argv), py, "/tmp")
         if preference == "bwrap":
@@ -132,7 +152,7 @@ def plan_sandbox(preference: str, python: str | None, limits: dict[str, Any]) ->
 def _probe(argv: list[str]) -> tuple[bool, str]:
     """Start one worker and wait for its greeting; report why not if it fails."""
     try:
-        proc = subprocess.run(argv, input=b"", capture_output=True, timeout=20)
+        proc = subprocess.run(argv, input=b"", capture_output=True, timeout=20, env=LAUNCH_ENV)
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, str(e)
     if proc.returncode == 0 and proc.stdout[4:].startswith(b'{"ready": true'):

@@ -29,10 +29,12 @@ leftover descendant of the worker.
 import ast
 import builtins
 import ctypes
+import fnmatch
 import gc
 import io
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -48,14 +50,35 @@ except ImportError:  # imported by the parent for its framing helpers
     from codefalcon.execution import values as V
 
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 NOBODY = 65534
 PROGRAM_FILE = "<program>"
 DETAIL = 2000
+MAX_CHILD_MESSAGE = 64 << 20
+"""Largest message a program's process (or a test driver) may send the worker; more is its fault."""
+MAX_STATUS = 64 << 10
+"""Largest status a stdio program may leave on its status pipe."""
+RUNTIME_ADDRESS_SPACE_MB = 4096
+"""RLIMIT_AS for compilers and runtimes of other languages (their resident memory is what counts)."""
+COMPILE_CACHE_BYTES = 32 << 20
+"""Compiled programs a worker keeps, in its own memory (no program can plant one); small, because
+every Python program process forked from the worker counts the worker's pages as its own."""
+MEMORY_TICK = 0.02
+"""Seconds between measurements of a program's memory over its whole process tree."""
 
 
 class Timeout(Exception):
     pass
+
+
+class BadMessage(ValueError):
+    """Bytes on a pipe that are not a message of the protocol: too large, not JSON, too deep."""
+
+
+class MemoryExceeded(Exception):
+    """The program's processes together hold more memory than its limit."""
 
 
 # --------------------------------------------------------------------------- framing
@@ -77,13 +100,24 @@ def send(fd, obj):
     write_all(fd, frame(obj))
 
 
-def _read_exact(fd, n, deadline):
+def wait_readable(fd, deadline, watch=None):
+    """Block until ``fd`` is readable; Timeout past ``deadline``; ``watch()`` every tick."""
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise Timeout()
+        tick = left if watch is None else MEMORY_TICK if left is None else min(left, MEMORY_TICK)
+        if select.select([fd], [], [], tick)[0]:
+            return
+        if watch is not None:
+            watch()
+
+
+def _read_exact(fd, n, deadline, watch):
     chunks, got = [], 0
     while got < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise Timeout()
+        if deadline is not None or watch is not None:
+            wait_readable(fd, deadline, watch)
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
             return None
@@ -92,26 +126,45 @@ def _read_exact(fd, n, deadline):
     return b"".join(chunks)
 
 
-def recv(fd, deadline=None):
-    """One message, or None at end of file. Raises Timeout past ``deadline``."""
-    head = _read_exact(fd, 4, deadline)
+def recv(fd, deadline=None, limit=256 << 20, watch=None):
+    """One message, or None at end of file.
+
+    Raises Timeout past ``deadline``, BadMessage for anything that is not a message of at most
+    ``limit`` bytes, and whatever ``watch`` raises (it runs while waiting).
+    """
+    head = _read_exact(fd, 4, deadline, watch)
     if head is None:
         return None
     (n,) = struct.unpack(">I", head)
-    if n > (256 << 20):
-        raise ValueError("message too large")
-    body = _read_exact(fd, n, deadline)
+    if n > limit:
+        raise BadMessage(f"message of {n} bytes (at most {limit})")
+    body = _read_exact(fd, n, deadline, watch)
     if body is None:
         return None
-    return json.loads(body)
+    try:
+        msg = json.loads(body)
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise BadMessage(f"not a JSON message: {type(e).__name__}") from None
+    if not isinstance(msg, dict):
+        raise BadMessage("not a JSON object")
+    return msg
 
 
 # --------------------------------------------------------------------------- process helpers
 
 
+_LIBC = []
+
+
+def libc():
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
 def prctl(option, value):
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        libc().prctl(option, value, 0, 0, 0)
     except Exception:
         pass
 
@@ -165,6 +218,109 @@ def enter_sandbox(limits, scratch, fds):
         os.setgroups([])
         os.setgid(limits["drop_uid"])
         os.setuid(limits["drop_uid"])
+    # Not dumpable: a program cannot open /proc/<pid>/{fd,mem,environ} of a harness process of
+    # its own uid (a test driver), nor attach to it. Each child sets it again because a uid
+    # change may reset it.
+    prctl(PR_SET_DUMPABLE, 0)
+    if not install_seccomp():
+        os._exit(1)  # never run a program without the filter where the kernel has one
+
+
+# --------------------------------------------------------------------------- seccomp
+
+# Syscalls no program needs and every attack on a neighbouring process uses: reading or writing
+# another process's memory or file descriptors, namespaces and mounts, the kernel's eBPF and
+# io_uring interfaces (which bypass per-syscall filters), keyrings. Denied with EPERM.
+_DENIED = {
+    # name: (x86_64, aarch64)
+    "ptrace": (101, 117),
+    "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271),
+    "kcmp": (312, 272),
+    "pidfd_open": (434, 434),
+    "pidfd_getfd": (438, 438),
+    "perf_event_open": (298, 241),
+    "bpf": (321, 280),
+    "userfaultfd": (323, 282),
+    "io_uring_setup": (425, 425),
+    "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427),
+    "unshare": (272, 97),
+    "setns": (308, 268),
+    "mount": (165, 40),
+    "umount2": (166, 39),
+    "pivot_root": (155, 41),
+    "chroot": (161, 51),
+    "open_by_handle_at": (304, 265),
+    "add_key": (248, 217),
+    "request_key": (249, 218),
+    "keyctl": (250, 219),
+}
+_SOCKET = (41, 198)
+_SECCOMP_SYSCALL = {"x86_64": 317, "aarch64": 277}
+_ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}
+AF_UNIX = 1
+
+
+def seccomp_program(machine):
+    """The classic-BPF filter for ``machine`` (as ``os.uname().machine`` names it), as bytes.
+
+    Foreign-ABI calls (i386 through ``int 0x80``, x32) would bypass the numbers above and
+    kill the process; ``socket`` is allowed for AF_UNIX only, so there is no network even
+    where the sandbox has no network namespace.
+    """
+    col, arch = _ARCHES[machine]
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny, kill = 0x7FFF0000, 0x00050000 | 1, 0x80000000  # ALLOW, ERRNO(EPERM), KILL_PROCESS
+    denied = sorted({nrs[col] for nrs in _DENIED.values()})
+    ins = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill), (ld, 0, 0, 0)]
+    if machine == "x86_64":
+        ins += [(jge, 0, 1, 0x40000000), (ret, 0, 0, kill)]
+    n = len(denied)
+    # One "nr == x -> deny" per denied syscall; the deny return sits right after the allow.
+    for i, nr in enumerate(denied):
+        ins.append((jeq, (n - i) + 3, 0, nr))
+    ins += [(jeq, 0, 2, _SOCKET[col]), (ld, 0, 0, 16), (jeq, 0, 1, AF_UNIX)]
+    ins += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+    return b"".join(struct.pack("=HBBI", *i) for i in ins), len(ins)
+
+
+def install_seccomp():
+    """Filter this process's (and its descendants') syscalls; False only if the kernel refused.
+
+    On an architecture the table does not cover there is no filter (True, and the rest of the
+    sandbox still applies).
+    """
+    if not _FILTER:
+        build_seccomp_filter()
+    prog = _FILTER[0]
+    if prog is None:
+        return True
+    if libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return False
+    # SPEC_ALLOW: kernels that force speculative-store-bypass mitigations on every filtered
+    # process would otherwise slow all Python code in the sandbox down.
+    if libc().syscall(_SECCOMP_SYSCALL[prog[2]], 1, 4, ctypes.byref(prog[0])) == 0:
+        return True
+    return libc().prctl(PR_SET_SECCOMP, 2, ctypes.byref(prog[0]), 0, 0) == 0
+
+
+def build_seccomp_filter():
+    """Build the filter once, in the worker, so a forked child only installs it."""
+    machine = os.uname().machine
+    if machine not in _ARCHES:
+        _FILTER.append(None)
+        return
+    code, count = seccomp_program(machine)
+    buf = ctypes.create_string_buffer(code, len(code))
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    _FILTER.append((Prog(count, ctypes.cast(buf, ctypes.c_void_p)), buf, machine))  # buf: keep alive
+
+
+_FILTER = []  # built once in the worker, before any fork
 
 
 def scrub_environment(scratch):
@@ -216,6 +372,28 @@ def sweep(keep=()):
                 pass
         time.sleep(0.001)
         reap()
+
+
+def descendants(pid):
+    """Every process below ``pid`` in the process tree (children first)."""
+    out, todo = [], [pid]
+    while todo:
+        kids = children_of(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def resident_bytes(pids):
+    """Resident memory of ``pids`` together (pages shared after a fork count in each)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total * os.sysconf("SC_PAGE_SIZE")
 
 
 def kill_and_wait(pid):
@@ -334,7 +512,7 @@ class Rpc:
         try:
             send(self.req_fd, request)
             while True:
-                reply = recv(self.resp_fd)
+                reply = recv(self.resp_fd, limit=MAX_CHILD_MESSAGE)
                 if reply is None:
                     raise ProgramDied("the program's process ended during a call")
                 if reply.get("seq") == self.seq:
@@ -374,6 +552,8 @@ def encode_arg(rpc):
     def on_object(x):
         if isinstance(x, Remote):
             return {"$": "ref", "id": object.__getattribute__(x, "_id")}
+        if isinstance(x, V.Opaque):  # the program's own value, too large or deep to send back
+            raise ProgramFailure(f"the program's earlier value cannot be passed back to it: {x!r}")
         raise HarnessLimit(f"cannot pass a {type(x).__name__} to the program's process")
 
     return lambda value: V.encode(value, on_object=on_object)
@@ -551,28 +731,38 @@ def runner_main(program, status_fd):
 # --------------------------------------------------------------------------- the worker
 
 
+RUNNER_STATUSES = {"ok", "exit", "raised", "compile_error"}
+"""What a stdio program's own process may report; it can write anything on that pipe."""
+LOAD_FAILURES = {"compile_error", "load_error"}
+"""What a host may report about its own load; "timeout" and "memory" are the worker's."""
+
+
 class Worker:
     """One program at a time: load, run tests one by one, end."""
 
     def __init__(self, config):
         self.limits = config["limits"]
         self.tmp = config.get("tmp", "/tmp")
+        # A private /tmp (bubblewrap) is itself the scratch folder, emptied after each program.
+        self.private_tmp = bool(config.get("private_tmp"))
         self.job = 0
-        self.scratch_path = os.path.join(self.tmp, f"cf-{os.getpid()}")
+        self.scratch_path = self.tmp if self.private_tmp else os.path.join(self.tmp, f"cf-{os.getpid()}")
         self.mode = self.program = self.scratch = None
         self.host = None  # (pid, req_w, resp_r)
+        self.driver = None
         self.restarted = None
+        self.compiled = {}  # compile command and sources -> artifacts, in the worker's memory only
         self.load_timeout = 10.0
 
     # -- children
 
-    def fork(self, fds, body):
+    def fork(self, fds, body, limits=None):
         """Fork a sandboxed child that runs ``body()`` and then exits."""
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                enter_sandbox(self.limits, self.scratch, fds)
+                enter_sandbox(limits or self.limits, self.scratch, fds)
                 body()
                 code = 0
             except BaseException:
@@ -580,6 +770,18 @@ class Worker:
             finally:
                 os._exit(code)
         return pid
+
+    def check_memory(self):
+        """Raise MemoryExceeded when the program's processes together exceed its limit.
+
+        The limit covers the program's whole process tree, not each process (RLIMIT_AS is per
+        process): every descendant of the worker except the test driver, whose memory is the
+        test's. cgroup v2 would do this in the kernel; it is not writable inside an unprivileged
+        sandbox, so the worker measures while it waits (every MEMORY_TICK seconds).
+        """
+        pids = [p for p in descendants(os.getpid()) if p != self.driver]
+        if resident_bytes(pids) > self.limits["memory_mb"] << 20:
+            raise MemoryExceeded()
 
     def start_host(self, deadline):
         req_r, req_w = os.pipe()
@@ -590,22 +792,24 @@ class Worker:
         os.close(resp_w)
         self.host = (pid, req_w, resp_r)
         try:
-            ready = recv(resp_r, deadline)
+            ready = recv(resp_r, deadline, MAX_CHILD_MESSAGE, self.check_memory)
         except Timeout:
             self.stop_host()
             return {"ok": False, "kind": "timeout"}
-        except ValueError as e:
-            ready = {
-                "ok": False,
-                "kind": "load_error",
-                "error": {"type": "ProtocolError", "message": str(e)},
-            }
+        except MemoryExceeded:
+            self.stop_host()
+            return {"ok": False, "kind": "memory"}
+        except BadMessage as e:
+            ready = {"ok": False, "kind": "load_error", "error": protocol_error(e)}
         if ready is None:
             self.stop_host()
             return {"ok": False, "kind": "load_error", **self.death_info(pid)}
-        if not ready.get("ok"):
-            self.stop_host()
-        return ready
+        if ready.get("ok") is True:
+            return {"ok": True}
+        self.stop_host()
+        # The program's own process wrote this: keep only what a load failure may say.
+        kind = ready.get("kind") if ready.get("kind") in LOAD_FAILURES else "load_error"
+        return {"ok": False, "kind": kind, "error": ready.get("error")}
 
     def stop_host(self):
         if self.host:
@@ -639,17 +843,18 @@ class Worker:
         ``n`` test messages or at an ``end`` message (the parent stopping early).
         """
         loaded = guarded(self.load, header, load=True)
-        send(1, loaded)
+        send(1, V.clean_observation(loaded))
         live, left = bool(loaded.get("ok")), header["n"]
         while left > 0:
             if live:
-                self.prepare()
+                self.restarted = guarded(self.prepare, None, load=True)
             msg = recv(0)
             if msg is None or msg.get("op") != "run":
                 break
             left -= 1
             reply = guarded(self.run, msg) if live else {"status": "skipped"}
             del msg
+            reply = V.clean_observation(reply)
             send(1, reply)
             if header.get("stop") and not maybe_passed(reply):
                 live = False
@@ -665,23 +870,27 @@ class Worker:
         deadline = time.monotonic() + self.load_timeout
         if self.mode == "stdio":
             return self.check_compiles(deadline)
+        if self.mode == "program":
+            return {"ok": True}  # compiled with each test: the test holds main
         return self.start_host(deadline)
 
-    def prepare(self):
+    def prepare(self, _msg=None):
         """Restart a host that died in the last test, *before* the next test's code is read.
 
         A host forked while the worker holds a test's code could find it in memory; forking it
         between requests means it only ever sees the program.
         """
-        self.restarted = None
         if self.mode in ("call", "assert") and self.host is None and self.scratch:
-            self.restarted = self.start_host(time.monotonic() + self.load_timeout)
+            return self.start_host(time.monotonic() + self.load_timeout)
+        return None
 
     def fresh_scratch(self):
         """An empty folder at the worker's fixed scratch path (where the environment points)."""
         path = self.scratch_path
+        if self.private_tmp:
+            return path  # emptied by `end` after the last program
         if os.path.lexists(path):
-            # Whatever the last program made that rmtree could not remove is moved out of the way.
+            # Whatever the last program made that could not be removed is moved out of the way.
             os.rename(path, f"{path}-left-{self.job}")
         os.mkdir(path, 0o777)
         os.chmod(path, 0o777)
@@ -701,9 +910,15 @@ class Worker:
         pid = self.fork({3: w}, body)
         os.close(w)
         try:
-            reply = recv(r, deadline) or {"ok": False, "kind": "load_error", **self.death_info(pid)}
+            reply = recv(r, deadline, MAX_CHILD_MESSAGE) or {
+                "ok": False,
+                "kind": "load_error",
+                **self.death_info(pid),
+            }
         except Timeout:
             reply = {"ok": False, "kind": "timeout"}
+        except BadMessage as e:
+            reply = {"ok": False, "kind": "load_error", "error": protocol_error(e)}
         finally:
             os.close(r)
             kill_and_wait(pid)
@@ -714,11 +929,15 @@ class Worker:
         deadline = started + msg["timeout"]
         if self.mode == "stdio":
             reply = self.run_stdio(msg, deadline)
+        elif self.mode == "program":
+            reply = self.run_program(msg, deadline)
         else:
             if self.host is None:
                 ready = self.restarted or {"ok": False, "error": {"type": "ProgramExited"}}
                 if not ready.get("ok"):
-                    return {"status": "died", "error": ready.get("error"), "seconds": 0.0}
+                    kinds = {"timeout": "timeout", "memory": "memory", "worker_error": "worker_error"}
+                    status = kinds.get(ready.get("kind"), "died")
+                    return {"status": status, "error": ready.get("error"), "seconds": 0.0}
             reply = self.run_call(msg, deadline) if self.mode == "call" else self.run_assert(msg, deadline)
         reply["seconds"] = time.monotonic() - started
         sweep(keep=(self.host[0],) if self.host else ())
@@ -730,21 +949,29 @@ class Worker:
         req["args"], req["seq"] = msg["input"], 1
         try:
             send(req_w, req)
-            reply = recv(resp_r, deadline)
+            reply = recv(resp_r, deadline, MAX_CHILD_MESSAGE, self.check_memory)
         except Timeout:
             self.stop_host()
             return {"status": "timeout"}
-        except (OSError, ValueError) as e:
-            reply = None
-            err = str(e)
+        except MemoryExceeded:
+            self.stop_host()
+            return {"status": "memory"}
+        except BadMessage as e:
+            self.stop_host()
+            return {"status": "invalid", "error": protocol_error(e)}
+        except OSError as e:
+            reply, err = None, str(e)
         else:
             err = None
         if reply is None:
             info = self.death_info(pid)
             self.stop_host()
             return {"status": "died", **info, "detail": err}
-        if reply.get("ok"):
-            return {"status": "returned", "value": reply.get("value")}
+        if reply.get("ok") is True and "value" in reply:
+            why = V.shape_problem(reply["value"])
+            if why:
+                return {"status": "invalid", "error": {"type": "InvalidValue", "message": why}}
+            return {"status": "returned", "value": reply["value"]}
         return {"status": "raised", "error": reply.get("error")}
 
     def run_assert(self, msg, deadline):
@@ -752,29 +979,34 @@ class Worker:
         status_r, status_w = os.pipe()
         setup, code, fn_name = msg.get("setup", ""), msg["code"], msg.get("fn_name")
         names = msg.get("names")
-        driver = self.fork(
+        self.driver = self.fork(
             {3: req_w, 4: resp_r, 5: status_w},
             lambda: driver_main(setup, code, fn_name, names, 3, 4, 5),
         )
         os.close(status_w)
         try:
-            reply = recv(status_r, deadline)
+            reply = recv(status_r, deadline, MAX_CHILD_MESSAGE, self.check_memory)
         except Timeout:
             reply = {"status": "timeout"}
-        except ValueError as e:
-            reply = {
-                "status": "harness_error",
-                "error": {"type": "ProtocolError", "message": str(e)},
-            }
+        except MemoryExceeded:
+            reply = {"status": "memory"}
+        except BadMessage as e:
+            reply = {"status": "invalid", "error": protocol_error(e)}
         finally:
             os.close(status_r)
-            kill_and_wait(driver)
+            kill_and_wait(self.driver)
+            self.driver = None
         if reply is None:
+            # Only the program can have ended the test's process: it runs as the same user and
+            # may signal it (kill -9 -1 does). Charged to the program, never a harness failure.
             reply = {
-                "status": "harness_error",
-                "error": {"type": "DriverDied", "message": "test process ended"},
+                "status": "died",
+                "error": {
+                    "type": "TestKilled",
+                    "message": "the test's process was killed while the program ran",
+                },
             }
-        if reply["status"] in ("timeout", "died"):
+        if reply.get("status") in ("timeout", "died", "memory", "invalid"):
             self.stop_host()  # a hung or dead host cannot serve the next test
         return reply
 
@@ -794,25 +1026,139 @@ class Worker:
         finally:
             os.close(out_r)
             os.close(st_r)
+        stdout = out.decode("utf-8", "replace")
         if why is not None:
             kill_and_wait(pid)
-            return {"status": why, "stdout": out.decode("utf-8", "replace")}
+            return {"status": why, "stdout": stdout}
         _, wait_status = os.waitpid(pid, 0)
-        reply = {"stdout": out.decode("utf-8", "replace"), **exit_status(wait_status)}
-        try:
-            reply.update(json.loads(status[4:]) if len(status) > 4 else {"status": "died"})
-        except ValueError:
-            reply.update(status="died")
+        reply = {**exit_status(wait_status), "status": "died"}
+        if len(status) > 4:
+            # The program's own process wrote this status: only the fields it may set survive.
+            try:
+                said = json.loads(status[4:])
+            except (ValueError, RecursionError, MemoryError):
+                said = None
+            said = said if isinstance(said, dict) else {}
+            reply["status"] = said.get("status") if said.get("status") in RUNNER_STATUSES else "invalid"
+            if said.get("error") is not None:
+                reply["error"] = said.get("error")
+        reply["stdout"] = stdout
         return reply
 
-    def collect(self, out_r, st_r, max_output, deadline):
-        """Read stdout and the status pipe until both close, the deadline, or the output cap."""
+    # -- compiled languages (see codefalcon/execution/languages.py for the files and commands)
+
+    def run_program(self, msg, deadline):
+        """Compile (or take from the cache) and run one test program; report what happened.
+
+        The nonce goes to the program's stdin, where only the harness reads it before any
+        candidate code runs; the program completed its tests only if stdout ends with it.
+        """
+        for name, text in msg["files"].items():
+            with open(os.path.join(self.scratch, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        compiled = time.monotonic()
+        if msg.get("compile"):
+            failed = self.compile_or_cache(msg)
+            if failed is not None:
+                return failed
+            deadline = time.monotonic() + msg["timeout"]  # the time limit is for running the tests
+        compiled = time.monotonic() - compiled
+        nonce = os.urandom(16).hex().encode()
+        out, err, why, status = self.exec_child(
+            msg["run"], nonce, deadline, msg["max_output"] + 64, msg.get("env")
+        )
+        reply = {"stderr": err.decode("utf-8", "replace")[-DETAIL:], "compile_seconds": compiled}
+        if why is not None:
+            return {**reply, "status": why, "stdout": out[: msg["max_output"]].decode("utf-8", "replace")}
+        completed = out.endswith(b"\n" + nonce)
+        if completed:
+            out = out[: -len(nonce) - 1]
+        return {
+            **reply,
+            **exit_status(status),
+            "status": "ran",
+            "completed": completed,
+            "stdout": out.decode("utf-8", "replace"),
+        }
+
+    def compile_or_cache(self, msg):
+        """None when the artifacts are in the scratch folder, else a compile_error report."""
+        key = json.dumps([msg["files"], msg["compile"]], sort_keys=True)
+        cached = self.compiled.pop(key, None)
+        if cached is None:
+            deadline = time.monotonic() + msg.get("compile_timeout", 60.0)
+            out, err, why, status = self.exec_child(msg["compile"], b"", deadline, 1 << 16)
+            if why is not None or not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                text = (err + out).decode("utf-8", "replace")
+                if why is not None:
+                    text = f"the compiler stopped: {why}\n" + text
+                return {"status": "compile_error", "error": compiler_error(text, msg["program_file"])}
+            cached = {}
+            for pattern in msg["artifacts"]:
+                for name in sorted(os.listdir(self.scratch)):
+                    if fnmatch.fnmatch(name, pattern):
+                        with open(os.path.join(self.scratch, name), "rb") as f:
+                            cached[name] = f.read()
+        else:
+            for name, data in cached.items():
+                path = os.path.join(self.scratch, name)
+                with open(path, "wb") as f:
+                    f.write(data)
+                os.chmod(path, 0o755)
+        self.compiled[key] = cached  # most recently used last
+        while sum(len(b) for c in self.compiled.values() for b in c.values()) > COMPILE_CACHE_BYTES:
+            self.compiled.pop(next(iter(self.compiled)))
+        return None
+
+    def exec_child(self, argv, stdin_data, deadline, max_output, extra_env=None):
+        """Run ``argv`` sandboxed in the scratch folder: (stdout, stderr, why stopped, status).
+
+        stdin is a pipe, not a file: once the harness has read the nonce, reopening
+        /proc/self/fd/0 or seeking back finds nothing.
+        """
+        stdin, stdin_w = os.pipe()
+        os.write(stdin_w, stdin_data)  # a nonce: far below a pipe's capacity
+        os.close(stdin_w)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        # A JVM or V8 reserves address space far beyond what it uses: RLIMIT_AS is widened for
+        # these runtimes, and the memory limit is kept by measuring the tree (`check_memory`).
+        limits = {**self.limits, "memory_mb": max(self.limits["memory_mb"], RUNTIME_ADDRESS_SPACE_MB)}
+        env = {**os.environ, **(extra_env or {})}
+        pid = self.fork({0: stdin, 1: out_w, 2: err_w}, lambda: os.execve(argv[0], argv, env), limits)
+        for fd in (stdin, out_w, err_w):
+            os.close(fd)
+        try:
+            out, err, why = self.collect(out_r, err_r, max_output, deadline, side_cap=1 << 16)
+        finally:
+            os.close(out_r)
+            os.close(err_r)
+        if why is not None:
+            kill_and_wait(pid)
+            return out, err, why, None
+        _, status = os.waitpid(pid, 0)
+        return out, err, None, status
+
+    def collect(self, out_r, st_r, max_output, deadline, side_cap=None):
+        """Read stdout and the status pipe until both close, the deadline, or a cap.
+
+        ``side_cap``: keep at most this much of the second pipe (stderr) and go on; without it
+        the second pipe is a status, and more than MAX_STATUS of it is invalid.
+        """
         out, status, open_fds = bytearray(), bytearray(), {out_r, st_r}
+        next_check = time.monotonic() + MEMORY_TICK
         while open_fds:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return bytes(out), bytes(status), "timeout"
-            ready = select.select(list(open_fds), [], [], left)[0]
+            if now >= next_check:
+                next_check = now + MEMORY_TICK
+                try:
+                    self.check_memory()
+                except MemoryExceeded:
+                    return bytes(out), bytes(status), "memory"
+            ready = select.select(list(open_fds), [], [], min(left, MEMORY_TICK))[0]
             for fd in ready:
                 chunk = os.read(fd, 1 << 16)
                 if not chunk:
@@ -821,27 +1167,81 @@ class Worker:
                     out += chunk
                     if len(out) > max_output:
                         return bytes(out[:max_output]), bytes(status), "output_limit"
+                elif side_cap is not None:
+                    status += chunk[: max(0, side_cap - len(status))]
                 else:
                     status += chunk
+                    if len(status) > MAX_STATUS:
+                        return bytes(out), b"", "invalid"
         return bytes(out), bytes(status), None
 
     def end(self):
         self.stop_host()
         sweep()
         if self.scratch:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            if self.private_tmp:
+                empty_folder(self.scratch)
+            else:
+                shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 
 
+def empty_folder(path):
+    """Remove everything inside ``path`` whatever modes a program left on it (we own it all)."""
+    os.chmod(path, 0o1777)
+    for root, dirs, _files in os.walk(path):
+        for d in dirs:
+            p = os.path.join(root, d)
+            if not os.path.islink(p):
+                try:
+                    os.chmod(p, 0o700)
+                except OSError:
+                    pass
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def compiler_error(text, program_file):
+    """The compiler's first error: its message and the candidate's line, when it names one."""
+    for raw in text.splitlines():
+        m = re.match(r"(?:\./)?([\w.]+):(\d+):(?:\d+:)?\s*(?:fatal )?error:?\s*(.*)", raw)
+        if m:
+            line = int(m.group(2)) if m.group(1) == program_file else None
+            return {"type": "CompileError", "message": raw.strip()[:DETAIL], "line": line}
+    for raw in text.splitlines():  # node --check: "file:line" then the code, then the error
+        if re.match(r"\w*Error\b", raw.strip()):
+            m = re.search(re.escape(program_file) + r":(\d+)", text)
+            return {
+                "type": "CompileError",
+                "message": raw.strip()[:DETAIL],
+                "line": int(m.group(1)) if m else None,
+            }
+    return {"type": "CompileError", "message": text.strip()[-DETAIL:] or "compilation failed"}
+
+
+def protocol_error(exc):
+    return {"type": "ProtocolError", "message": str(exc)[:DETAIL]}
+
+
 def guarded(step, msg, load=False):
-    """``step(msg)``, or a harness error: a bug of ours is reported, never hidden as a verdict."""
+    """``step(msg)``, or a report of the worker's own failure.
+
+    While a program exists it may be the cause (e.g. by holding every process slot of its
+    uid), so the parent charges these to the program; the traceback is kept for us.
+    """
     try:
         return step(msg)
     except Exception as e:
         error = {"type": type(e).__name__, "message": traceback.format_exc()[-DETAIL:]}
         if load:
-            return {"ok": False, "kind": "harness_error", "error": error}
-        return {"status": "harness_error", "error": error}
+            return {"ok": False, "kind": "worker_error", "error": error}
+        return {"status": "worker_error", "error": error}
 
 
 def maybe_passed(obs):
@@ -857,6 +1257,7 @@ def main():
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     worker = Worker(config)
     scrub_environment(worker.scratch_path)
+    build_seccomp_filter()
     gc.freeze()  # forked children then never scan (and copy) the worker's objects in a collection
     send(1, {"ready": True, "uid": os.getuid(), "pid": os.getpid(), "python": sys.version})
     while True:

@@ -29,6 +29,11 @@ from typing import Any
 
 MAX_DEPTH = 64
 MAX_ITEMS = 1_000_000
+MAX_NUMBER_CHARS = 4300
+"""Longest decimal or fraction text decoded (Python's own limit on int digits)."""
+MAX_EXPONENT = 4300
+"""Largest exponent of a decoded decimal or fraction: 10**(10**7) would stall the judge."""
+ERROR_CHARS = 2000
 
 
 _BUILTIN_TYPES = {
@@ -187,10 +192,18 @@ def decode(data: Any, resolve_ref: Any = None) -> Any:
     if tag == "complex":
         return complex(v[0], v[1])
     if tag == "decimal":
-        return decimal.Decimal(v)
+        d = decimal.Decimal(_number_text(v))
+        if d.is_snan():  # it raises in every comparison
+            raise ValueError("signalling NaN")
+        return d
     if tag == "fraction":
-        return fractions.Fraction(v)
+        try:
+            return fractions.Fraction(_number_text(v))
+        except ZeroDivisionError:
+            raise ValueError("fraction with a zero denominator") from None
     if tag == "type":
+        if v not in _BUILTIN_TYPES:
+            raise ValueError(f"unknown type {str(v)[:50]!r}")
         return _BUILTIN_TYPES[v]
     if tag == "ref":
         if resolve_ref is not None:
@@ -199,6 +212,109 @@ def decode(data: Any, resolve_ref: Any = None) -> Any:
     if tag == "cut":
         return Opaque("cut", "<value too large or too deep to compare>")
     raise ValueError(f"unknown value tag {tag!r}")
+
+
+def _number_text(v: Any) -> str:
+    """``v`` if it is a number's text of bounded size and exponent, else ValueError."""
+    if not isinstance(v, str) or len(v) > MAX_NUMBER_CHARS:
+        raise ValueError("number text too long or not a string")
+    low = v.strip().lower()
+    exp = low.rpartition("e")[2] if "e" in low and "inf" not in low else ""
+    if exp:
+        try:
+            too_big = abs(int(exp)) > MAX_EXPONENT
+        except ValueError:
+            raise ValueError(f"malformed number {v[:50]!r}") from None
+        if too_big:
+            raise ValueError(f"exponent beyond {MAX_EXPONENT}")
+    return v
+
+
+def shape_problem(
+    data: Any, max_depth: int = MAX_DEPTH + 4, max_nodes: int = 2 * MAX_ITEMS + 16
+) -> str | None:
+    """Why decoded JSON ``data`` is too deep or too large to judge, or None. No recursion."""
+    stack, nodes = [(data, 0)], 0
+    while stack:
+        x, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            return f"more than {max_nodes} items"
+        if depth > max_depth:
+            return f"nested deeper than {max_depth}"
+        if isinstance(x, list):
+            stack += [(i, depth + 1) for i in x]
+        elif isinstance(x, dict):
+            stack += [(i, depth + 1) for i in x.values()]
+    return None
+
+
+def clean_error(error: Any) -> dict[str, Any] | None:
+    """An error report another process sent, reduced to bounded text and numbers.
+
+    Programs control their exceptions' type names and messages (and can write these reports
+    themselves), so nothing here may be unhashable, huge or of an unexpected type.
+    """
+    if not isinstance(error, dict):
+        return None if error is None else {"type": "InvalidReport", "message": _text(error)}
+    out: dict[str, Any] = {}
+    for key in ("type", "message", "test_line"):
+        if error.get(key) is not None:
+            out[key] = _text(error[key], 200 if key == "type" else ERROR_CHARS)
+    line = error.get("line")
+    if type(line) is int and 0 <= line < 10**9:
+        out["line"] = line
+    return out
+
+
+def clean_observation(obs: Any) -> dict[str, Any]:
+    """The fields of a worker observation that anything downstream reads, type-checked and cut.
+
+    The same function runs in the worker (before sending) and in the parent (after receiving).
+    Unknown fields are dropped; the value is kept as JSON data (checked by `shape_problem`).
+    """
+    if not isinstance(obs, dict):
+        return {"status": "invalid", "error": {"type": "InvalidReport", "message": "not an object"}}
+    out: dict[str, Any] = {}
+    for key in ("status", "kind", "signal"):
+        if isinstance(obs.get(key), str):
+            out[key] = obs[key][:40]
+    for key in ("ok",):
+        if type(obs.get(key)) is bool:
+            out[key] = obs[key]
+    code = obs.get("exit_code")
+    if type(code) is int and -(2**31) <= code < 2**31:
+        out["exit_code"] = code
+    elif "exit_code" in obs:
+        out["exit_code"] = None
+    for key in ("seconds", "compile_seconds"):
+        seconds = obs.get(key)
+        if type(seconds) in (int, float) and 0 <= seconds < 1e6:
+            out[key] = float(seconds)
+    for key in ("error",):
+        if obs.get(key) is not None:
+            out[key] = clean_error(obs[key])
+    last = obs.get("last_call")
+    if isinstance(last, dict):
+        out["last_call"] = {
+            k: _text(last[k], ERROR_CHARS) for k in ("call", "result") if last.get(k) is not None
+        }
+    for key in ("stdout", "stderr"):
+        if key in obs:
+            out[key] = obs[key] if isinstance(obs[key], str) else _text(obs[key])
+    if type(obs.get("completed")) is bool:
+        out["completed"] = obs["completed"]
+    if "value" in obs:
+        out["value"] = obs["value"]
+    for key in ("ready", "uid", "pid", "python"):  # the worker's greeting
+        if key in obs and isinstance(obs[key], (bool, int, str)):
+            out[key] = obs[key]
+    return out
+
+
+def _text(x: Any, limit: int = ERROR_CHARS) -> str:
+    s = x if isinstance(x, str) else f"<{type(x).__name__}>"
+    return s if len(s) <= limit else s[:limit] + "..."
 
 
 def _hashable(x: Any) -> Any:

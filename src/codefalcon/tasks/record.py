@@ -22,11 +22,20 @@ class TestStyle(str, enum.Enum):
     - ``assert``: each case is a piece of test code (``code``) that raises ``AssertionError`` on
       failure and refers to the program's functions by name or as ``candidate``
       (HumanEval ``check(candidate)``, MBPP ``assert f(x) == y`` lines).
+    - ``program``: each case is a test program (``code``) in the suite's ``language`` that is
+      appended to the program, compiled and run as one; the test passes when it compiles, runs
+      to its end and exits 0, the end being proven by the harness, not by the exit status
+      (HumanEval-X's C++ ``main``, Java ``Main``, JavaScript test calls).
     """
 
     STDIO = "stdio"
     CALL = "call"
     ASSERT = "assert"
+    PROGRAM = "program"
+
+
+LANGUAGES = ("python", "cpp", "java", "js")
+"""Languages the executor runs; every style but ``program`` is Python only."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class TestSuite:
     ``setup``: for ``assert``, trusted code run in the *test* process before the cases (HumanEval's
     prompt helpers and ``check`` definition, MBPP's ``test_setup_code``). It never runs in the
     program's process, so a program cannot see or change it.
+    ``language``: the programs' language, one of `LANGUAGES`; other than Python only with the
+    ``program`` style.
     """
 
     __test__ = False
@@ -62,13 +73,20 @@ class TestSuite:
     cases: tuple[TestCase, ...]
     fn_name: str | None = None
     setup: str = ""
+    language: str = "python"
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {self.language!r}")
+        if self.language != "python" and self.style is not TestStyle.PROGRAM:
+            raise ValueError(f"{self.language} tests must use the 'program' style, not {self.style.value!r}")
 
     def __len__(self) -> int:
         return len(self.cases)
 
     def head(self, n: int) -> TestSuite:
         """The same suite restricted to its first ``n`` cases (e.g. MBPP's first test as an example)."""
-        return TestSuite(self.style, self.cases[:n], self.fn_name, self.setup)
+        return TestSuite(self.style, self.cases[:n], self.fn_name, self.setup, self.language)
 
 
 @dataclass(frozen=True)
