@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from codefalcon.memory import Attempt, HashingEmbedder, LongTermMemory
+from codefalcon.memory import Attempt, HashingEmbedder, LongTermMemory, StoreError
+from codefalcon.memory.store import APPLICATION_ID, check_store
 
 
 def attempt(task_id: str, text: str, verdict: str = "passed", split: str = "train", **kw) -> Attempt:
@@ -210,3 +211,54 @@ def test_forget_after_restores_the_memory_of_a_step(tmp_path) -> None:
         assert [a.model_step for a in memory.attempts()] == [1, 2]
         assert not memory.has_task("c") and memory.has_task("a")
         assert [n[0] for n in memory.retrieve("a", k=5).neighbours] == ["b"]  # "c" is gone
+
+
+def test_foreign_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs.db"
+    with sqlite3.connect(theirs) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    db.close()
+    before = theirs.read_bytes()
+    with pytest.raises(StoreError, match=r"theirs\.db: not a codefalcon memory store .*users"):
+        LongTermMemory(theirs)
+    with pytest.raises(StoreError, match=r"theirs\.db"):
+        check_store(theirs)
+    assert theirs.read_bytes() == before  # no tables of ours, journal mode unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.db"]  # and no index beside it
+
+
+def test_corrupt_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mem.db"
+    path.write_bytes(b"\x89PNG\r\n" + bytes(range(256)) * 8)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"mem\.db: not a codefalcon memory store .*not an SQLite"):
+        LongTermMemory(path)
+    assert path.read_bytes() == before
+
+
+def test_new_stores_are_marked_and_old_ones_adopted(tmp_path: Path, store: Path) -> None:
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        db.execute("PRAGMA application_id = 0")  # as written before the id existed
+    db.close()
+    check_store(store)  # recognised by its tables
+    with LongTermMemory(store) as mem:
+        assert mem.n_tasks == len(TEXTS)
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    db.close()
+
+
+def test_opening_without_create_never_makes_a_file(tmp_path: Path) -> None:
+    missing = tmp_path / "sub" / "mem.db"
+    with pytest.raises(FileNotFoundError, match="memory store not found"):
+        LongTermMemory(missing, create=False)
+    with pytest.raises(FileNotFoundError):
+        check_store(missing)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(StoreError, match="empty database"):
+        LongTermMemory(empty, create=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+    with LongTermMemory(empty) as mem:  # an empty file is a fine place for a new store
+        assert mem.n_tasks == 0

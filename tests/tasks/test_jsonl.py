@@ -157,6 +157,9 @@ GOOD = {
         ({**GOOD, "example_tests": {"style": "assert", "cases": [{}]}}, "example_tests.cases[0].code", "missing"),
         ({**GOOD, "metadata": []}, "metadata", "expected an object, got array"),
         ({**GOOD, "difficulty": 1}, "difficulty", "expected a string or null"),
+        ({**GOOD, "tests": {"style": "program", "cases": [{"code": "x"}], "language": "go"}}, "tests.language", "language must be one of python, cpp, java, js"),
+        ({**GOOD, "tests": {"style": "assert", "cases": [{"code": "x"}], "language": "cpp"}}, "tests.language", "cpp tests must use the 'program' style"),
+        ({**GOOD, "tests": {"style": "program", "cases": [{"code": ""}], "language": "js"}}, "tests.cases[0].code", "empty test code"),
     ],
 )  # fmt: skip
 def test_errors_name_file_line_and_field(
@@ -184,3 +187,16 @@ def test_the_documented_example_line_loads(tmp_path: Path) -> None:
     assert task.tests.cases[0] == Case([2, 3], 5) and task.split == "train"
     save_tasks_jsonl([task], tmp_path / "again.jsonl")
     assert json.loads((tmp_path / "again.jsonl").read_text()) == json.loads(path.read_text())
+
+
+def test_suite_language_round_trips_and_python_files_keep_their_bytes(tmp_path: Path) -> None:
+    cpp = Suite(Style.PROGRAM, (Case(code="int main() { return f() != 1; }\n"),), language="cpp")
+    task = Task("CPP/x", "int f() {\n", cpp, completion_prefix="int f() {\n", example_tests=cpp)
+    path = tmp_path / "cpp.jsonl"
+    save_tasks_jsonl([task, HANDMADE], path)
+    loaded = load_tasks_jsonl(path)
+    assert loaded == [task, HANDMADE]
+    assert loaded[0].tests.language == loaded[0].example_tests.language == "cpp"
+    first, second = (json.loads(line) for line in path.read_text().splitlines())
+    assert first["tests"]["language"] == "cpp" and first["tests"]["style"] == "program"
+    assert "language" not in second["tests"]  # Python suites are written as before

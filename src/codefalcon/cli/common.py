@@ -9,6 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from codefalcon.execution.compare import STDOUT_COMPARATORS
+from codefalcon.execution.sandbox import SANDBOXES
+from codefalcon.tasks.record import LANGUAGES
 
 err = Console(stderr=True)
 
@@ -28,11 +33,36 @@ class Benchmark(str, Enum):
     mbpp = "mbpp"
     apps = "apps"
     jsonl = "jsonl"
+    humanevalx = "humanevalx"
+    translate = "translate"
+
+
+# The languages the tasks (and so the executor) know, so a new one appears here by itself.
+Language = Enum("Language", {name: name for name in LANGUAGES}, type=str)
+
+LanguageOption = Annotated[
+    Language | None,
+    typer.Option(help="humanevalx: the file's language [default: read from its task ids]."),
+]
+SourceOption = Annotated[
+    Language | None, typer.Option("--source", help="translate: the language of the programs shown.")
+]
+TargetOption = Annotated[
+    Language | None, typer.Option("--target", help="translate: the language to write (and test) in.")
+]
+
+
+# The executor's own choices, so a new sandbox or comparison appears here by itself.
+Sandbox = Enum("Sandbox", {name: name for name in SANDBOXES}, type=str)
+Compare = Enum("Compare", {name: name for name in STDOUT_COMPARATORS}, type=str)
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``message`` as an error and return the exit (code 2) for the caller to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``message`` as an error and return the exit (code 2) for the caller to raise.
+
+    One line however long (paths are not folded), and brackets in it are text, not markup.
+    """
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

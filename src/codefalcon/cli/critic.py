@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from codefalcon.cli.checks import at_least, input_file, load_tasks, output_file
 from codefalcon.cli.common import Benchmark, fail, print_result
 from codefalcon.cli.training import ConfigOption, OverridesArgument, PrintOption, run_recipe
 
@@ -47,6 +48,12 @@ def score(
     from codefalcon.evaluation import SamplesError
     from codefalcon.tasks.errors import TaskFormatError
 
+    at_least("--batch-size", batch_size, 1)
+    input_file("--samples", samples)
+    input_file("--results", results)
+    inputs = {"--samples": samples, "--results": results, "--data": data}
+    output_file("--out", out, inputs)  # the default sits beside --samples
+    load_tasks(benchmark.value, data, split)
     try:
         summary = critic_score_main(
             critic,

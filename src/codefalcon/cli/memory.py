@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from codefalcon.cli.checks import at_least, check_store_option, input_file, load_tasks, output_file
 from codefalcon.cli.common import (
     Benchmark,
     MaxExampleSimilarityOption,
@@ -45,14 +46,21 @@ def add(
 ) -> None:
     """Store evaluated samples (or exported attempts) with their verdicts and errors."""
     from codefalcon.memory import add_main
-    from codefalcon.tasks.registry import load_benchmark
 
     if attempts is None and (samples is None or results is None or benchmark is None):
         raise fail("give --samples, --results and --benchmark (with --data), or --attempts")
+    for option, path in (("--samples", samples), ("--results", results), ("--attempts", attempts)):
+        input_file(option, path)
+    # The store is written: never one of the inputs, and a file only if it is a store of ours.
+    output_file("--store", store, {"--samples": samples, "--results": results, "--data": data,
+                                   "--attempts": attempts}, creates_folder=True)  # fmt: skip
+    if store.is_file() and store.stat().st_size > 0:  # an empty file becomes a new store
+        check_store_option("--store", store)
+    tasks = load_tasks(benchmark.value, data, split) if benchmark else None
     _run(
         lambda: add_main(
             store,
-            tasks=load_benchmark(benchmark.value, data, split) if benchmark else None,
+            tasks=tasks,
             samples=samples,
             results=results,
             attempts_file=attempts,
@@ -76,6 +84,9 @@ def search(
     """Best passing programs of the most similar other tasks, and their most frequent errors."""
     from codefalcon.memory import ExampleFilter, search_main
 
+    at_least("--k", k, 1)
+    at_least("--errors", errors, 0)
+    check_store_option("--store", store)
     rules = ExampleFilter(max_similarity, max_example_similarity)
     _run(
         lambda: search_main(
@@ -89,6 +100,7 @@ def stats(store: StoreOption) -> None:
     """Tasks and attempts per split and verdict, the embedder and the index state."""
     from codefalcon.memory import stats_main
 
+    check_store_option("--store", store)
     _run(lambda: stats_main(store))
 
 
@@ -99,6 +111,8 @@ def export(
     """Every attempt as one JSON line."""
     from codefalcon.memory import export_main
 
+    check_store_option("--store", store)
+    output_file("--out", out, {"--store": store}, creates_folder=True)
     _run(lambda: export_main(store, out))
 
 

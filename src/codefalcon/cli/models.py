@@ -8,10 +8,14 @@ from typing import Annotated
 
 import typer
 
+from codefalcon.cli.checks import at_least, check_store_option, load_tasks, options_model, output_file
 from codefalcon.cli.common import (
     Benchmark,
+    LanguageOption,
     MaxExampleSimilarityOption,
     MaxSimilarityOption,
+    SourceOption,
+    TargetOption,
     err,
     fail,
     print_result,
@@ -38,9 +42,13 @@ def generate(
     data: Annotated[
         Path | None,
         typer.Option(
-            help="Benchmark data (MBPP jsonl/json, APPS folder, tasks jsonl); HumanEval needs none."
+            help="Benchmark data (MBPP jsonl/json, APPS folder, tasks jsonl, humanevalx file or "
+            "folder); HumanEval needs none."
         ),
     ] = None,
+    language: LanguageOption = None,
+    source: SourceOption = None,
+    target: TargetOption = None,
     split: Annotated[str | None, typer.Option(help="Split to load (MBPP/APPS/jsonl), e.g. test.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks.")] = None,
     n: Annotated[int, typer.Option(help="Samples per task.")] = 1,
@@ -65,22 +73,20 @@ def generate(
     interrupted run stopped and draws exactly the samples it would have drawn.
     """
     from codefalcon.models import SamplingParams, generate_samples, load_policy
-    from codefalcon.tasks.errors import TaskFormatError
-    from codefalcon.tasks.registry import load_benchmark
 
-    if n < 1:
-        raise fail("--n must be at least 1")
-    if limit is not None and limit < 1:
-        raise fail("--limit must be at least 1")
+    at_least("--n", n, 1)
+    at_least("--limit", limit, 1)
+    at_least("--batch-size", batch_size, 1)
     if dtype not in ("float32", "bfloat16"):
         raise fail(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    output_file("--out", out, {"--data": data}, creates_folder=True)  # appended to, so never the data
     try:
         params = SamplingParams(
             temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed
         )
-        tasks = load_benchmark(benchmark.value, data, split)
-    except (TaskFormatError, FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         raise fail(str(e)) from None
+    tasks = load_tasks(benchmark.value, data, split, language, source, target)
     tasks = tasks[:limit] if limit else tasks
     try:
         from codefalcon.models import resolve_device
@@ -163,6 +169,9 @@ def solve(
     budget: Annotated[int, typer.Option(help="Generations per task, the same for every strategy.")] = 4,
     rounds: Annotated[int, typer.Option(help="Repair / refine rounds after the first samples.")] = 1,
     data: Annotated[Path | None, typer.Option(help="Benchmark data (not needed for HumanEval).")] = None,
+    language: LanguageOption = None,
+    source: SourceOption = None,
+    target: TargetOption = None,
     split: Annotated[str | None, typer.Option(help="Split to solve.")] = "test",
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks.")] = None,
     critic: Annotated[Path | None, typer.Option(help="A trained critic folder (critic, best_of_n).")] = None,
@@ -181,16 +190,24 @@ def solve(
     and repair programs; the hidden tests only score the final pick.
     """
     from codefalcon.inference import solve_main
+    from codefalcon.inference.solve import SolveConfig
 
     options = {
         "model": model, "benchmark": benchmark.value, "out": out, "strategy": strategy, "budget": budget,
         "rounds": rounds, "data": data, "split": split, "limit": limit, "critic": critic, "memory": memory,
+        "language": language and language.value, "source": source and source.value,
+        "target": target and target.value,
         "retrieve_k": retrieve_k, "max_similarity": max_similarity,
         "max_example_similarity": max_example_similarity, "temperature": temperature,
         "max_new_tokens": max_new_tokens, "seed": seed, "batch_size": batch_size,
     }  # fmt: skip
+    config = options_model(SolveConfig, options)
+    output_file("--out", out, {"--data": data}, creates_folder=True)
+    load_tasks(benchmark.value, data, split, language, source, target)  # refused before the policy loads
+    if memory is not None:
+        check_store_option("--memory", memory)
     try:
-        summary = solve_main(options)
+        summary = solve_main(config)
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
     print_result(summary, {k: v for k, v in summary.items() if k not in ("hidden_tests", "config")})

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from codefalcon.cli.common import err, fail
+from codefalcon.cli.checks import load_tasks, output_file
+from codefalcon.cli.common import Benchmark, LanguageOption, SourceOption, TargetOption, err, fail
 
 app = typer.Typer(help="Make and inspect task files.", no_args_is_help=True)
 
@@ -36,3 +37,27 @@ def tasks_synth(
     except ValueError as e:
         raise fail(str(e)) from None
     err.print(stats)
+
+
+@app.command("export")
+def tasks_export(
+    benchmark: Annotated[Benchmark, typer.Option(help="Which benchmark's tasks to write.")],
+    out: Annotated[Path, typer.Option(help="Tasks JSONL to write (.gz to compress); replaced if it exists.")],
+    data: Annotated[Path | None, typer.Option(help="Benchmark data, as for `codefalcon evaluate`.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to keep (MBPP/APPS/jsonl); default all.")] = None,
+    language: LanguageOption = None,
+    source: SourceOption = None,
+    target: TargetOption = None,
+) -> None:
+    """Write a benchmark's tasks in codefalcon's tasks JSONL format (docs/tasks.md).
+
+    The way to train on benchmarks that `sft` and `train` configs cannot name yet (humanevalx,
+    translate): export them, then use {benchmark: jsonl, path: OUT, split: null} in the config.
+    """
+    from codefalcon.tasks.jsonl import save_tasks_jsonl
+
+    output_file("--out", out, {"--data": data})
+    tasks = load_tasks(benchmark.value, data, split, language, source, target)
+    save_tasks_jsonl(tasks, out)
+    err.print(f"{len(tasks)} {benchmark.value} tasks -> {out}")
+    print(out)

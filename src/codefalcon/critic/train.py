@@ -29,6 +29,7 @@ from codefalcon.critic.data import (
 )
 from codefalcon.critic.labels import class_index
 from codefalcon.critic.model import Critic
+from codefalcon.tasks.registry import BenchmarkName
 
 ClassWeighting = Literal["none", "balanced"]
 METRICS_FILE = "metrics.json"
@@ -44,7 +45,7 @@ class CriticTrainConfig(StrictModel):
     # --- what to read
     backbone: str
     """Backbone: a local Hugging Face folder (CodeT5 / T5 or a causal LM), a .gguf file or a short name."""
-    benchmark: Literal["humaneval", "humaneval_plus", "mbpp", "mbpp_plus", "apps", "jsonl"]
+    benchmark: BenchmarkName
     """Benchmark the samples are for (as for `codefalcon evaluate`)."""
     data: Path | None = None
     """Benchmark data file or folder (not needed for HumanEval)."""

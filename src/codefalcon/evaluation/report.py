@@ -252,6 +252,16 @@ def _stamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+RUN_FILES = ("metrics.jsonl", "eval/", "ablation.json", "config.yaml", "*.done.json")
+"""What a run directory of `codefalcon train`, `sft` or `run` holds; a report needs one of them."""
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds any of `RUN_FILES` (the CLI refuses to report on anything else)."""
+    run = Path(path)
+    return any(next(run.glob(name.rstrip("/")), None) is not None for name in RUN_FILES)
+
+
 def write_run_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
     """Write the run's HTML report (default ``run_dir/report.html``) and return its path.
 

@@ -7,12 +7,22 @@
   OpenAI-compatible endpoint or a local policy;
 - `codefalcon.feedback.compose`: weighted composition in which a failing program never
   outscores a passing one;
-- `codefalcon.feedback.trl_rewards`: all of the above as picklable TRL reward functions.
+- `codefalcon.feedback.trl_rewards`: all of the above as picklable TRL reward functions;
+- `codefalcon.feedback.code_match`: CodeBLEU's AST and data-flow match and static metrics for
+  Python, C++, Java and JavaScript (tree-sitter);
+- `codefalcon.feedback.ppocoder`: PPOCoder's compiler signal and match rewards, composed so unit
+  tests dominate, also as TRL reward functions.
 
 Every reward function returns a `Reward` (value and explanation); None means missing. Nothing
 here imports `codefalcon.models` unless `PolicyChat` is used. See docs/feedback.md.
 """
 
+from codefalcon.feedback.code_match import (
+    ast_match,
+    dataflow_edges,
+    dataflow_match,
+    static_metrics,
+)
 from codefalcon.feedback.compose import compose, weighted_mean
 from codefalcon.feedback.judge import (
     CRITERIA,
@@ -26,6 +36,15 @@ from codefalcon.feedback.judge import (
     parse_judgement,
 )
 from codefalcon.feedback.judge_backends import OpenAIChat, OpenAIChatConfig, PolicyChat
+from codefalcon.feedback.ppocoder import (
+    PPOCODER_WEIGHTS,
+    CodeMatchReward,
+    PPOCoderReward,
+    compiler_reward,
+    ppocoder_components,
+    ppocoder_reward,
+    python_compiler_reward,
+)
 from codefalcon.feedback.record import Reward, RewardBreakdown
 from codefalcon.feedback.static import (
     RUFF_RULES,
@@ -61,10 +80,12 @@ __all__ = [
     "CODERL_REWARDS",
     "CRITERIA",
     "PASS_VALUE",
+    "PPOCODER_WEIGHTS",
     "RUBRIC",
     "RUFF_RULES",
     "UNIT_TEST_RULES",
     "AIJudge",
+    "CodeMatchReward",
     "ComposedReward",
     "JudgeReward",
     "JudgeScores",
@@ -72,6 +93,7 @@ __all__ = [
     "Judgement",
     "OpenAIChat",
     "OpenAIChatConfig",
+    "PPOCoderReward",
     "PolicyChat",
     "Reward",
     "RewardBreakdown",
@@ -79,11 +101,15 @@ __all__ = [
     "TaskSource",
     "UnitTestReward",
     "UnitTestRule",
+    "ast_match",
     "binary_reward",
     "coderl_reward",
+    "compiler_reward",
     "completion_text",
     "complexity_reward",
     "compose",
+    "dataflow_edges",
+    "dataflow_match",
     "describe_result",
     "judge_prompt",
     "judge_reward",
@@ -91,10 +117,14 @@ __all__ = [
     "parse_error",
     "parse_judgement",
     "pass_ratio_reward",
+    "ppocoder_components",
+    "ppocoder_reward",
     "program_from_completion",
     "prompt_text",
+    "python_compiler_reward",
     "ruff_reward",
     "ruff_violations",
+    "static_metrics",
     "unit_test_rule",
     "weighted_mean",
 ]

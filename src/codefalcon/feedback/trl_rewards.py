@@ -297,12 +297,16 @@ class ComposedReward:
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
     ) -> list[float | None]:
-        breakdowns = self.breakdowns(prompts, completions, **columns)
-        log_metric = columns.get("log_metric")
-        if callable(log_metric):
-            for name, value in mean_metrics(breakdowns).items():
-                log_metric(name, value)
-        return [b.total for b in breakdowns]
+        return totals_logged(self.breakdowns(prompts, completions, **columns), columns)
+
+
+def totals_logged(breakdowns: Sequence[RewardBreakdown], columns: Mapping[str, Any]) -> list[float | None]:
+    """Each breakdown's total; batch means of every part go to ``columns["log_metric"]`` if given."""
+    log_metric = columns.get("log_metric")
+    if callable(log_metric):
+        for name, value in mean_metrics(breakdowns).items():
+            log_metric(name, value)
+    return [b.total for b in breakdowns]
 
 
 def mean_metrics(breakdowns: Sequence[RewardBreakdown]) -> dict[str, float]:

@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -42,6 +42,7 @@ from codefalcon.inference.strategies import (
 )
 from codefalcon.memory.options import ExampleFilterOptions
 from codefalcon.tasks.record import Task
+from codefalcon.tasks.registry import BenchmarkName
 
 
 class SolveConfig(ExampleFilterOptions):
@@ -52,10 +53,16 @@ class SolveConfig(ExampleFilterOptions):
     # --- what to solve
     model: str
     """Policy: a local Hugging Face folder, a .gguf file or a short name (smollm2-135m)."""
-    benchmark: Literal["humaneval", "humaneval_plus", "mbpp", "mbpp_plus", "apps", "jsonl"]
+    benchmark: BenchmarkName
     """Benchmark whose tasks to solve."""
     data: Path | None = None
     """Benchmark data file or folder (not needed for HumanEval)."""
+    language: str | None = None
+    """humanevalx: the file's language (cpp, java, js, python); None: read from its task ids."""
+    source: str | None = None
+    """translate: the language of the programs shown."""
+    target: str | None = None
+    """translate: the language to write in."""
     split: str | None = "test"
     """Split to load; None: every task of the file."""
     limit: int | None = Field(None, ge=1)
@@ -242,14 +249,15 @@ def solve(
 
 def solve_main(config: SolveConfig | dict[str, Any]) -> dict[str, Any]:
     """`codefalcon solve`: load the policy, tasks, critic and memory named by ``config`` and `solve`."""
-    from codefalcon.inference.prompts import Prompter
     from codefalcon.inference.scorer import CriticScorer
     from codefalcon.memory import LongTermMemory
     from codefalcon.models import HFBackend, load_policy
+    from codefalcon.models.prompter import Prompter
     from codefalcon.tasks.registry import load_benchmark
 
     config = config if isinstance(config, SolveConfig) else SolveConfig.model_validate(config)
-    tasks = load_benchmark(config.benchmark, config.data, config.split)
+    languages = {"language": config.language, "source": config.source, "target": config.target}
+    tasks = load_benchmark(config.benchmark, config.data, config.split, **languages)
     tasks = tasks[: config.limit] if config.limit else tasks
     policy = load_policy(config.model, device=config.device)
     backend = HFBackend(policy, batch_size=config.batch_size)

@@ -28,7 +28,7 @@ from codefalcon.memory.record import (
     RetrievedExample,
     error_text,
 )
-from codefalcon.memory.store import LongTermMemory
+from codefalcon.memory.store import LongTermMemory, StoreError
 
 __all__ = [
     "AssembledPrompt",
@@ -45,6 +45,7 @@ __all__ = [
     "Retrieval",
     "RetrievedExample",
     "ShortTermMemory",
+    "StoreError",
     "add_main",
     "assemble_prompt",
     "attempts_from_results",

@@ -137,7 +137,7 @@ def search_main(
     rules: ExampleFilter = NO_FILTER,
 ) -> dict[str, Any]:
     """Retrieve for a stored task id or free text; returns the examples, errors and neighbours."""
-    with LongTermMemory(store, load_embedder(embedder) if embedder else None) as mem:
+    with LongTermMemory(store, load_embedder(embedder) if embedder else None, create=False) as mem:
         by_id = mem.has_task(query)
         found = mem.retrieve(query, k, n_errors=n_errors, include_test=include_test, rules=rules)
         return {"query": query, "query_is_task_id": by_id, **found.to_dict()}
@@ -145,25 +145,26 @@ def search_main(
 
 def stats_main(store: str | Path) -> dict[str, Any]:
     """Counts of tasks and attempts per split and verdict, the embedder and the index state."""
-    with LongTermMemory(store) as mem:
+    with LongTermMemory(store, create=False) as mem:
         return mem.stats()
 
 
 def export_main(store: str | Path, out: str | Path) -> dict[str, Any]:
     """Write every attempt as a JSONL line (`Attempt.to_dict`), atomically; ``.gz`` compresses."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    n = 0
-    try:
-        opener = gzip.open if out.suffix == ".gz" else open
-        with LongTermMemory(store) as mem, opener(tmp, "wt", encoding="utf-8") as f:
-            for a in mem.attempts():
-                f.write(json.dumps(a.to_dict(), ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with LongTermMemory(store, create=False) as mem:  # opened first: a bad store writes nothing
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        n = 0
+        try:
+            opener = gzip.open if out.suffix == ".gz" else open
+            with opener(tmp, "wt", encoding="utf-8") as f:
+                for a in mem.attempts():
+                    f.write(json.dumps(a.to_dict(), ensure_ascii=False) + "\n")
+                    n += 1
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return {"exported_attempts": n, "out": str(out)}

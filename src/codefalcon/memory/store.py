@@ -13,6 +13,11 @@ and frequent errors of each retrieved task come from SQLite.
 
 One writer at a time: several processes may read, and a reader picks up tasks that a writer
 committed since it opened (`LongTermMemory.sync`).
+
+A store is marked as ours with ``PRAGMA application_id`` when it is created. Opening any other
+file (not SQLite, or someone else's database) raises `StoreError` before anything is written to
+it: adding our tables to another program's database, or switching it to WAL, would change a
+file we do not own.
 """
 
 from __future__ import annotations
@@ -58,28 +63,96 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task, passed);
 """
+APPLICATION_ID = 0x43464D45  # "CFME": codefalcon memory; stored in the SQLite header
+SCHEMA_VERSION = 1  # PRAGMA user_version of the schema above
+OUR_TABLES = frozenset({"meta", "tasks", "attempts"})
+
+
+class StoreError(ValueError):
+    """A file that is not a codefalcon memory store; the message names the file."""
+
+
+def _check_ours(db: sqlite3.Connection, path: Path) -> bool:
+    """True if ``db`` is our store, False if it is empty (a new store); else `StoreError`.
+
+    Reading the header is what fails on a file that is not SQLite at all. Stores written before
+    the application id existed are recognised by having exactly our tables.
+    """
+    try:
+        app_id = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            name
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not name.startswith("sqlite_")
+        }
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path}: not a codefalcon memory store (not an SQLite database: {e})") from None
+    if app_id == APPLICATION_ID or (app_id == 0 and tables == OUR_TABLES):
+        return True
+    if app_id == 0 and not tables:
+        return False
+    what = f"application id {app_id:#x}" if app_id else "tables " + ", ".join(sorted(tables))
+    raise StoreError(f"{path}: not a codefalcon memory store (another program's SQLite database: {what})")
+
+
+def _not_found(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"memory store not found: {path} (build one with codefalcon memory add)")
+
+
+def check_store(path: str | Path) -> None:
+    """Refuse, before any work, a path that is not an existing store (FileNotFoundError or
+    `StoreError`); opened read-only, so nothing is written to whatever it is."""
+    path = Path(path)
+    if not path.is_file():
+        raise _not_found(path)
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        if not _check_ours(db, path):
+            raise StoreError(f"{path}: not a codefalcon memory store (an empty database)")
+    finally:
+        db.close()
 
 
 class LongTermMemory:
     """The attempt store and its task index. Use as a context manager, or call `close`.
 
-    ``path``: the SQLite file (created if missing); the index is ``<path>.faiss``.
+    ``path``: the SQLite file (created if missing, unless ``create`` is False: then a missing
+    file is a FileNotFoundError); the index is ``<path>.faiss``. A file that is not our store
+    raises `StoreError` and is left as it was.
     ``embedder``: None reuses the embedder the store was built with (``hashing-512`` for a new
     store); a different one re-embeds every task once. ``index_kind``: ``flat`` (exact) or
     ``hnsw`` (approximate, for very large stores).
     """
 
     def __init__(
-        self, path: str | Path, embedder: Embedder | None = None, index_kind: IndexKind = "flat"
+        self,
+        path: str | Path,
+        embedder: Embedder | None = None,
+        index_kind: IndexKind = "flat",
+        *,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
         self.index_path = self.path.with_name(self.path.name + ".faiss")
         self.index_kind = index_kind
+        if not create and not self.path.is_file():
+            raise _not_found(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        try:
+            exists = _check_ours(self._db, self.path)
+        except StoreError:
+            self._db.close()
+            raise
+        if not exists and not create:
+            self._db.close()
+            raise StoreError(f"{self.path}: not a codefalcon memory store (an empty database)")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # durable at commit, not only crash-safe
         self._db.executescript(SCHEMA)
+        if self._db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:  # new or older store
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         stored = self._meta("embedder")
         if embedder is None:
             embedder = load_embedder(stored) if stored else HashingEmbedder()

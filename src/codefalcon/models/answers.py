@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from codefalcon.models.generation import encode_prompt
 from codefalcon.models.loading import Policy
 from codefalcon.models.prompts import (
+    FENCE_TAGS,
     ExtractMode,
     Prompt,
     PromptFormat,
@@ -67,7 +68,7 @@ def answer_text(task: Task, prompt: Prompt, solution: str, fmt: PromptFormat, to
     '    return x + 1\\n'
     """
     if fmt is PromptFormat.CHAT:
-        reply = f"```python\n{solution.strip()}\n```"
+        reply = f"```{FENCE_TAGS[task.tests.language]}\n{solution.strip()}\n```"
         if tokenizer is not None:
             messages = [*chat_messages(task), {"role": "assistant", "content": reply}]
             full = tokenizer.apply_chat_template(messages, tokenize=False)

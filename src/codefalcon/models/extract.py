@@ -19,7 +19,7 @@ import textwrap
 from collections.abc import Iterable
 
 from codefalcon.models.decoding import truncate_at_stop
-from codefalcon.models.prompts import COMPLETION_STOPS, ExtractMode, function_name
+from codefalcon.models.prompts import COMPLETION_STOPS, ExtractMode, completion_stops, function_name
 from codefalcon.tasks.reading import parse_python
 from codefalcon.tasks.record import Task, TestStyle
 
@@ -28,6 +28,17 @@ END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>", "
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n`]*\n(.*?)(?:```|\Z)", re.S)
 _PYTHON_TAGS = frozenset({"", "python", "python3", "py", "py3", "pycon"})
+_LANGUAGE_TAGS = {
+    "python": _PYTHON_TAGS,
+    "cpp": frozenset({"", "cpp", "c++", "cc", "cxx", "hpp", "c"}),
+    "java": frozenset({"", "java"}),
+    "js": frozenset({"", "javascript", "js", "node", "nodejs", "jsx", "mjs"}),
+}
+# The test program brings its own entry point, so a model's would not compile beside it.
+_TEST_ENTRY = {
+    "cpp": re.compile(r"^[ \t]*(?:int|void|signed)\s+main\s*\(", re.M),
+    "java": re.compile(r"^[ \t]*(?:public\s+)?(?:final\s+)?class\s+Main\b", re.M),
+}
 _CODE_START = re.compile(r"^(?:def |async def |class |import |from \S+ import |@\w)")
 _USAGE_CALLS = frozenset({"print", "input", "exit", "quit"})
 _USAGE_ATTRS = frozenset({("sys", "exit"), ("unittest", "main"), ("doctest", "testmod")})
@@ -54,6 +65,8 @@ def extract_program(task: Task, completion: str, mode: ExtractMode | str) -> str
     """
     mode = ExtractMode(mode)
     text = cut_at_end_marker(completion)
+    if task.tests.language != "python":
+        return extract_braced_program(task, text, mode)
     name = function_name(task)
     if mode is ExtractMode.COMPLETION and task.completion_prefix:
         code = truncate_at_stop(text, COMPLETION_STOPS)[0]
@@ -93,12 +106,18 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
     return [(tag.lower(), body) for tag, body in _FENCE.findall(text)]
 
 
-def select_code_block(blocks: list[tuple[str, str]], name: str | None) -> str:
+def select_code_block(blocks: list[tuple[str, str]], name: str | None, language: str = "python") -> str:
     """The block to run among ``fenced_blocks``.
 
     Preference: a Python (or untagged) block defining ``name``; else the first Python block
-    that parses; else the first Python block; else the first block of any language.
+    that parses; else the first Python block; else the first block of any language. For another
+    ``language`` (cpp, java, js): a block of that language (or untagged) that names ``name``,
+    else the first block of that language, else the first block.
     """
+    if language != "python":
+        ours = [body for tag, body in blocks if tag in _LANGUAGE_TAGS[language]]
+        naming = [body for body in ours if name and re.search(rf"\b{re.escape(name)}\b", body)]
+        return (naming or ours or [body for _, body in blocks])[0]
     python = [body for tag, body in blocks if tag in _PYTHON_TAGS]
     if name:
         defining = [body for body in python if defines_function(_dedent_block(body), name)]
@@ -236,6 +255,159 @@ def trim_trailing_prose(code: str) -> str:
             break
         lines.pop()
     return "\n".join(lines) if lines else code
+
+
+def extract_braced_program(task: Task, text: str, mode: ExtractMode) -> str:
+    """`extract_program` for a C++, Java or JavaScript task (``task.tests.language``).
+
+    The code is read as for Python (a continuation cut at the stops, or the best fenced block of
+    the language); `assemble_braced_program` joins it with the prefix.
+    """
+    name = function_name(task)
+    if mode is ExtractMode.COMPLETION and task.completion_prefix:
+        code = truncate_at_stop(text, completion_stops(task))[0]
+        if code.lstrip(" \t").startswith("```"):
+            code = ""
+    else:
+        blocks = fenced_blocks(text)
+        block = select_code_block(blocks, name, task.tests.language) if blocks else None
+        code = _without_fence_lines(text) if block is None else _dedent_block(block)
+    return assemble_braced_program(task, code, name).rstrip() + "\n"
+
+
+def assemble_braced_program(task: Task, code: str, name: str | None) -> str:
+    """Join brace-language code with the task's ``completion_prefix`` and drop its test driver.
+
+    - The code defines the entry point and never closes a brace it did not open (a body does,
+      even one with a local named like the function, ``let f = 1`` in JavaScript/106): a whole
+      program. C++ keeps the prefix's ``#include`` and
+      ``using`` lines it lacks; Java keeps the prefix's imports, and when the code is the method
+      alone (no ``class Solution``), the prefix's head up to the signature goes first and the
+      class is closed after it (only if the method itself is balanced).
+    - Otherwise it is the body: appended to the prefix and cut at the brace that closes what
+      the prefix opened (`cut_at_closing_brace`), so what a base model writes after the
+      function is not part of the program.
+
+    Then a C++ ``main`` or a Java ``class Main`` of the model's is removed: the test program
+    defines its own.
+    """
+    prefix, language = task.completion_prefix, task.tests.language
+    if not prefix:
+        program = code
+    elif name and defines_braced_function(code, name, language) and not _closes_unopened(code, language):
+        program = _whole_braced_program(prefix, code, name, language)
+    else:
+        program = prefix + cut_at_closing_brace(code, brace_depth(prefix, language), language)
+    return remove_test_entry(program, language)
+
+
+def defines_braced_function(code: str, name: str, language: str) -> bool:
+    """Whether ``code`` declares ``name`` with a body (``f(...) {``, ``const f = ``, ``function f(``)."""
+    word = re.escape(name)
+    if language == "js":
+        pattern = rf"(?:\b(?:const|let|var)\s+{word}\s*=|\bfunction\s+{word}\s*\()"
+    else:
+        pattern = rf"\b{word}\s*\([^;{{}}]*\)[^;{{}}]*\{{"
+    return re.search(pattern, code) is not None
+
+
+def brace_depth(code: str, language: str) -> int:
+    """Braces opened and not closed in ``code``, outside comments, strings and char literals."""
+    return sum(1 if brace == "{" else -1 for _, brace in _braces(code, language))
+
+
+def cut_at_closing_brace(code: str, depth: int, language: str) -> str:
+    """``code`` up to the brace that brings ``depth`` open braces to zero (all of it if none does).
+
+    >>> cut_at_closing_brace("  return x;\n}\nint main() {}\n", 1, "cpp")
+    '  return x;\n}\n'
+    """
+    if depth <= 0:
+        return code
+    for index, brace in _braces(code, language):
+        depth += 1 if brace == "{" else -1
+        if depth == 0:
+            return code[: index + 1] + "\n"
+    return code
+
+
+def remove_test_entry(program: str, language: str) -> str:
+    """``program`` without a C++ ``main`` function or a Java ``class Main`` (others unchanged)."""
+    pattern = _TEST_ENTRY.get(language)
+    match = pattern.search(program) if pattern else None
+    if match is None:
+        return program
+    opening = program.find("{", match.end())
+    if opening < 0:
+        return program
+    rest = cut_at_closing_brace(program[opening + 1 :], 1, language)
+    if not rest.endswith("}\n"):
+        return program  # unterminated: left to fail as the model wrote it
+    return program[: match.start()] + program[opening + 1 + len(rest) :]
+
+
+def _closes_unopened(code: str, language: str) -> bool:
+    depth = 0
+    for _, brace in _braces(code, language):
+        depth += 1 if brace == "{" else -1
+        if depth < 0:
+            return True
+    return False
+
+
+def _whole_braced_program(prefix: str, code: str, name: str, language: str) -> str:
+    if language == "cpp":
+        kept = [line for line in prefix.splitlines() if line.startswith(("#include", "using namespace"))]
+        missing = [line + "\n" for line in kept if line not in code]
+        return "".join(missing) + code
+    if language == "java":
+        if re.search(r"\bclass\s+Solution\b", code):
+            imports = [line for line in prefix.splitlines() if line.startswith("import ")]
+            return "".join(line + "\n" for line in imports if line not in code) + code
+        signature = list(re.finditer(rf"^.*\b{re.escape(name)}\s*\(", prefix, re.M))
+        if signature and brace_depth(code, language) == 0:
+            head = prefix[: signature[-1].start()]
+            return head + code.rstrip() + "\n" + "}\n" * brace_depth(head, language)
+    return code
+
+
+def _braces(code: str, language: str) -> Iterable[tuple[int, str]]:
+    """(index, brace) of each ``{`` and ``}`` outside comments and string or char literals.
+
+    JavaScript template literals are skipped whole (a ``${}`` inside one is not counted).
+    """
+    quotes = "\"'`" if language == "js" else "\"'"
+    index, size = 0, len(code)
+    while index < size:
+        char = code[index]
+        if code.startswith("//", index):
+            end = code.find("\n", index)
+            index = size if end < 0 else end
+        elif code.startswith("/*", index):
+            end = code.find("*/", index + 2)
+            index = size if end < 0 else end + 2
+        elif char in quotes:
+            index = _string_end(code, index, char)
+        else:
+            if char in "{}":
+                yield index, char
+            index += 1
+
+
+def _string_end(code: str, start: int, quote: str) -> int:
+    """Index after the literal opened at ``start``; ``'`` and ``"`` literals end at a line's end."""
+    index = start + 1
+    while index < len(code):
+        char = code[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == quote:
+            return index + 1
+        if char == "\n" and quote != "`":
+            return index
+        index += 1
+    return index
 
 
 def _looks_like_code(line: str) -> bool:

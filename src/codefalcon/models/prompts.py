@@ -6,7 +6,8 @@ Three prompt formats, picked by the policy (`prompt_format`):
   (HumanEval, synthetic tasks) are continued from the function header and docstring, Codex
   style; MBPP-like tasks get a docstring holding the statement and one example test; APPS-like
   tasks get the APPS/CodeRL ``QUESTION: ... ANSWER:`` layout.
-- ``chat`` (the tokenizer has a chat template): one user message asking for a ```python block.
+- ``chat`` (the tokenizer has a chat template): one user message asking for a ```python block
+  (```cpp, ```java, ```javascript for HumanEval-X tasks in those languages).
 - ``qa`` (seq2seq models such as CodeT5): CodeRL's ``\\nQUESTION:\\n...\\nANSWER:\\n`` with
   "Use Standard Input format" or "Use Call-Based format".
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from codefalcon.tasks.reading import parse_python
 from codefalcon.tasks.record import Task, TestCase, TestStyle
+from codefalcon.tasks.translate import LANGUAGE_NAMES
 
 if TYPE_CHECKING:
     from codefalcon.models.loading import Policy
@@ -77,6 +79,18 @@ FUNCTION_STOPS = ("\nassert", "\nprint(", "\nif __name__", '\n"""', "\n```", "\n
 """Stops for a whole function written from a docstring (MBPP completion prompts): the function
 may have helpers (so no ``\\ndef``), but tests, demos and a new docstring end it."""
 
+BRACED_STOPS = {
+    "cpp": ("\n```", "\nint main", "\n#include"),
+    "java": ("\n```", "\npublic class Main", "\nclass Main"),
+    "js": ("\n```", "\nconst test", "\nconsole.log(", "\nmodule.exports"),
+}
+"""Stops for completing a C++/Java/JavaScript body: a test driver or a fence ends the answer.
+Not ``\n}``: a Java body closes its method and then its class; extraction cuts at the brace
+that closes what the prompt opened (`codefalcon.models.extract.cut_at_closing_brace`)."""
+
+FENCE_TAGS = {"python": "python", "cpp": "cpp", "java": "java", "js": "javascript"}
+"""The markdown fence tag a chat model is asked to use for each language."""
+
 QA_STOPS = ("\nQUESTION:",)
 """A base model prompted APPS-style may start the next question after its answer."""
 
@@ -120,15 +134,28 @@ def build_prompt(task: Task, fmt: PromptFormat, render_chat: ChatRenderer | None
     if fmt is PromptFormat.QA:
         return Prompt(qa_text(task), ExtractMode.PROGRAM)
     if task.completion_prefix:
-        return Prompt(task.completion_prefix, ExtractMode.COMPLETION, COMPLETION_STOPS)
+        return Prompt(task.completion_prefix, ExtractMode.COMPLETION, completion_stops(task))
     if _is_program_task(task):
         return Prompt(qa_text(task), ExtractMode.PROGRAM, QA_STOPS)
     return Prompt(_docstring_text(task), ExtractMode.PROGRAM, FUNCTION_STOPS)
 
 
+def completion_stops(task: Task) -> tuple[str, ...]:
+    """Stop sequences for continuing the task's ``completion_prefix`` in its language."""
+    return BRACED_STOPS.get(task.tests.language, COMPLETION_STOPS)
+
+
 def chat_messages(task: Task) -> list[dict[str, str]]:
-    """The user message asking a chat model for the task's code in a ```python block."""
-    if task.completion_prefix:
+    """The user message asking a chat model for the task's code in a fenced block of its language."""
+    language = task.tests.language
+    if task.completion_prefix and language != "python":
+        tag, name = FENCE_TAGS[language], LANGUAGE_NAMES[language]
+        content = (
+            f"Complete the following {name} code. Reply with the whole program, including its "
+            f"includes or imports and the function signature, in one ```{tag} code block, "
+            f"without a main function or tests.\n\n```{tag}\n{task.completion_prefix.strip()}\n```"
+        )
+    elif task.completion_prefix:
         content = (
             "Complete the following Python function. Reply with the whole function, including "
             "its signature and imports, in one ```python code block.\n\n"

@@ -22,7 +22,7 @@ from codefalcon.tasks.reading import Where, get, get_strings, iter_jsonl
 from codefalcon.tasks.record import Task, TestCase, TestStyle, TestSuite
 
 TASK_KEYS = tuple(f.name for f in fields(Task))
-SUITE_KEYS = ("style", "cases", "fn_name", "setup")
+SUITE_KEYS = ("style", "cases", "fn_name", "setup", "language")
 CASE_KEYS = ("input", "expected", "code")
 _NONE = type(None)
 
@@ -62,13 +62,20 @@ def task_to_dict(task: Task) -> dict[str, Any]:
 
 
 def suite_to_dict(suite: TestSuite) -> dict[str, Any]:
-    """A suite as a dict; each case lists only its fields that differ from the defaults."""
+    """A suite as a dict; each case lists only its fields that differ from the defaults.
+
+    ``language`` is written only when it is not Python, so Python task files keep the bytes
+    they had before suites had a language.
+    """
     blank = TestCase()
     cases = [
         {key: getattr(case, key) for key in CASE_KEYS if getattr(case, key) != getattr(blank, key)}
         for case in suite.cases
     ]
-    return {"style": suite.style.value, "cases": cases, "fn_name": suite.fn_name, "setup": suite.setup}
+    row = {"style": suite.style.value, "cases": cases, "fn_name": suite.fn_name, "setup": suite.setup}
+    if suite.language != "python":
+        row["language"] = suite.language
+    return row
 
 
 def task_from_dict(row: dict[str, Any], where: Where) -> Task:
@@ -111,12 +118,17 @@ def suite_from_dict(data: dict[str, Any], where: Where, prefix: str) -> TestSuit
         _no_unknown_keys(case, CASE_KEYS, where, field + ".")
         cases.append(_check_case(case, style, where, field + "."))
     setup = get(data, "setup", str, where, default="", prefix=prefix)
-    return TestSuite(style, tuple(cases), fn_name=fn_name, setup=setup)
+    language = get(data, "language", str, where, default="python", prefix=prefix)
+    try:
+        return TestSuite(style, tuple(cases), fn_name=fn_name, setup=setup, language=language)
+    except ValueError as error:  # a language we do not run, or one with a Python-only style
+        raise where.error(prefix + "language", str(error)) from None
 
 
 def _check_case(case: dict[str, Any], style: TestStyle, where: Where, prefix: str) -> TestCase:
     """stdio: ``input`` and ``expected`` strings; call: ``input`` a list of arguments,
-    ``expected`` any value (null is a return value too); assert: ``code`` a non-empty string."""
+    ``expected`` any value (null is a return value too); assert and program: ``code`` a
+    non-empty string."""
     if style is TestStyle.STDIO:
         get(case, "input", str, where, prefix=prefix)
         get(case, "expected", str, where, prefix=prefix)
