@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from codefalcon.inference import ExampleSource, Prompter, comment_block, visible_tests
-from codefalcon.inference.prompts import REPAIR_REQUEST
 from codefalcon.memory import Feedback, RetrievedExample
 from codefalcon.memory.buffer import FailedTest
 from codefalcon.models import ExtractMode, PromptFormat
 from codefalcon.models.extract import extract_program
+from codefalcon.models.prompter import REPAIR_REQUEST
 from codefalcon.tasks import Task, record
 from inference.fakes import PREFIX, add_task
 

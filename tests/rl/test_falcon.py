@@ -39,3 +39,22 @@ def test_no_memory_no_change(tiny_dir: Path, tmp_path: Path) -> None:
     task = generate_splits(1, 1, seed=2)[0][0]
     with LongTermMemory(tmp_path / "m.db", HashingEmbedder(64)) as memory:
         assert MemoryPrompts(policy, memory, k=2, budget=200)(task) == build_policy_prompt(task, policy)
+
+
+def test_training_and_inference_prompts_are_byte_identical(tiny_dir: Path, tmp_path: Path) -> None:
+    # FALCON's rollouts (MemoryPrompts) and `codefalcon solve`'s falcon strategy (Prompter) must
+    # show a policy the same text for the same task and retrieved examples.
+    from codefalcon.models.prompter import Prompter
+
+    policy = load_policy(tiny_dir)
+    train, _ = generate_splits(30, 3, seed=11, difficulty="easy")
+    max_new_tokens = 64
+    budget = (policy.max_positions or 4096) - max_new_tokens
+    with LongTermMemory(tmp_path / "m.db", HashingEmbedder(256)) as memory:
+        memory.add(Attempt.from_execution(t, t.solutions[0], PASSED, model_step=1) for t in train[1:])
+        training = MemoryPrompts(policy, memory, k=2, budget=budget)
+        inference = Prompter.from_policy(policy, max_new_tokens)
+        for task in train[:5]:
+            examples = memory.retrieve(task, k=2, n_errors=0).examples
+            assert examples
+            assert training(task) == inference.with_context(task, examples)

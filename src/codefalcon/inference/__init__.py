@@ -10,7 +10,6 @@
 """
 
 from codefalcon.inference.examples import ExampleSource, VisibleTests, visible_tests
-from codefalcon.inference.prompts import Prompter, comment_block
 from codefalcon.inference.scorer import CriticScorer, ProgramScorer, best_prefix
 from codefalcon.inference.solve import (
     SolveConfig,
@@ -33,6 +32,7 @@ from codefalcon.inference.strategies import (
     run_strategy,
     sample,
 )
+from codefalcon.models.prompter import Prompter, comment_block
 
 __all__ = [
     "Candidate",

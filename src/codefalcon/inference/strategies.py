@@ -34,12 +34,12 @@ from typing import Protocol
 
 from codefalcon.execution.result import ExecutionResult, Verdict
 from codefalcon.inference.examples import VisibleTests, visible_tests
-from codefalcon.inference.prompts import Prompter
 from codefalcon.inference.scorer import ProgramScorer, best_prefix
 from codefalcon.memory import ExampleFilter, Feedback, LongTermMemory, RetrievedExample, ShortTermMemory
 from codefalcon.memory.record import NO_FILTER
 from codefalcon.models.extract import extract_program
 from codefalcon.models.generation import FinishReason, GenerationBackend, SamplingParams
+from codefalcon.models.prompter import Prompter
 from codefalcon.models.prompts import Prompt
 from codefalcon.tasks.record import Task, TestSuite
 

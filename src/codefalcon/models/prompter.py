@@ -1,4 +1,8 @@
-"""Prompts for inference: the plain prompt, repair and memory prompts, and refine continuations.
+"""The one prompt builder: plain, memory and repair prompts, and refine continuations.
+
+Training and inference prompt through this same class (FALCON's rollouts and the retrieval-aware
+warm-up via `codefalcon.rl.memory_prompts.MemoryPrompts`, `codefalcon solve` and its strategies),
+so a policy is always scored on prompts of the kind it was trained on.
 
 `Prompter` knows how one policy wants to be prompted (format, chat template, token counter,
 prompt budget) and builds three kinds of prompt for a task:
@@ -91,14 +95,19 @@ class Prompter:
     @classmethod
     def from_policy(cls, policy: Policy, max_new_tokens: int) -> Prompter:
         """The prompter of a loaded policy generating ``max_new_tokens`` per sample."""
-        fmt = prompt_format(policy)
-        tokenizer = policy.tokenizer
-        render = chat_template_renderer(tokenizer) if fmt is PromptFormat.CHAT else None
         limit = policy.max_positions
         # A causal model holds prompt and output in one context; an encoder only the prompt.
         budget = (
             None if limit is None else max(1, limit - max_new_tokens) if policy.kind == "causal" else limit
         )
+        return cls.with_budget(policy, budget)
+
+    @classmethod
+    def with_budget(cls, policy: Policy, budget: int | None) -> Prompter:
+        """The prompter of a loaded policy with an explicit prompt-token ``budget``."""
+        fmt = prompt_format(policy)
+        tokenizer = policy.tokenizer
+        render = chat_template_renderer(tokenizer) if fmt is PromptFormat.CHAT else None
 
         def count(text: str) -> int:
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])

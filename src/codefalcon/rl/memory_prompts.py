@@ -11,32 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from codefalcon.execution import Executor, ExecutorConfig
-from codefalcon.memory import (
-    Attempt,
-    ExampleFilter,
-    LongTermMemory,
-    PromptBudgetError,
-    assemble_prompt,
-    load_embedder,
-)
+from codefalcon.memory import Attempt, ExampleFilter, LongTermMemory, load_embedder
 from codefalcon.memory.record import NO_FILTER
-from codefalcon.models import Policy, Prompt, PromptFormat, build_policy_prompt, prompt_format
-from codefalcon.models.prompts import chat_messages, chat_template_renderer
+from codefalcon.models import Policy, Prompt
+from codefalcon.models.prompter import Prompter
 from codefalcon.rl.rollout import Rollouts
 from codefalcon.tasks.record import Task
-
-EXAMPLES_HEADER = "Solved examples of similar tasks:\n\n"
 
 
 class MemoryPrompts:
     """Prompts with retrieved solutions of similar training tasks before the task (see module doc).
 
-    Completion prompts get the example programs as plain code before the function to complete
-    (few-shot, as a code model reads files); chat prompts get them in the user message. Other
-    formats are left as they are. ``budget``: the most prompt tokens (the model's context minus
+    The prompt itself is `Prompter.with_context`'s, the same that ``codefalcon solve`` and the
+    falcon inference strategy build, so training and inference prompts are byte-identical for
+    the same task and examples. ``budget``: the most prompt tokens (the model's context minus
     the generation budget); retrieved context is cut first, the task never. ``rules``: which
     neighbours may be shown (`ExampleFilter`).
     """
@@ -44,35 +34,14 @@ class MemoryPrompts:
     def __init__(
         self, policy: Policy, memory: LongTermMemory, k: int, budget: int, rules: ExampleFilter = NO_FILTER
     ) -> None:
-        self.policy, self.memory, self.k, self.budget, self.rules = policy, memory, k, budget, rules
-        self.format = prompt_format(policy)
+        self.policy, self.memory, self.k, self.rules = policy, memory, k, rules
+        self.prompter = Prompter.with_budget(policy, budget)
 
     def __call__(self, task: Task) -> Prompt:
-        base = build_policy_prompt(task, self.policy)
         examples = (
             self.memory.retrieve(task, k=self.k, n_errors=0, rules=self.rules).examples if self.k else ()
         )
-        if not examples or self.format is PromptFormat.QA:
-            return base
-        try:
-            return self._with_examples(task, base, examples)
-        except PromptBudgetError:
-            return base  # the task alone fills the budget: no room for any context
-
-    def _with_examples(self, task: Task, base: Prompt, examples: Sequence[Any]) -> Prompt:
-        if self.format is PromptFormat.COMPLETION:
-            programs = [e.program.strip() + "\n" for e in examples]
-            text = assemble_prompt(
-                base.text, programs, [], "", self._count, self.budget, examples_header=""
-            ).text
-            return Prompt(text, base.mode, base.stop)
-        user = chat_messages(task)[-1]["content"]
-        rendered = [e.render() for e in examples]
-        content = assemble_prompt(
-            user, rendered, [], "", self._count, self.budget - 64, examples_header=EXAMPLES_HEADER
-        )
-        text = chat_template_renderer(self.policy.tokenizer)([{"role": "user", "content": content.text}])
-        return Prompt(text, base.mode, base.stop)
+        return self.prompter.with_context(task, examples)
 
     def record(self, rollouts: Rollouts, step: int) -> None:
         """Write every rollout of ``step`` to the long-term store (one transaction)."""
@@ -85,9 +54,6 @@ class MemoryPrompts:
             )
         ]
         self.memory.add(attempts)
-
-    def _count(self, text: str) -> int:
-        return len(self.policy.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def open_memory(path: str | Path, embedder: str) -> LongTermMemory:
