@@ -35,7 +35,7 @@ def varied_rewards(monkeypatch: pytest.MonkeyPatch) -> None:
     from codefalcon.feedback import Reward, compose
     from codefalcon.rl import rollout
 
-    def score(self, result, program):
+    def score(self, result, program, task=None):
         return compose(result, {"len": Reward((len(program) % 7) / 6, "test")}, {"len": 1.0})
 
     monkeypatch.setattr(rollout.RewardScorer, "score", score)

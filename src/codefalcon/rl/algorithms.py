@@ -60,6 +60,7 @@ class StepContext:
     """Enters a context giving the frozen reference model (None: no reference needed)."""
     value_head: ValueHead | None = None
     autocast: bool = False
+    """Resolved bf16 autocast (`codefalcon.rl.optim.autocast_enabled`), never "auto"."""
     baseline: Tensor | None = None
     """(B,) CodeRL: reward of the greedy decode of each row's task."""
     critic_probs: Callable[[Rollouts], Tensor] | None = None

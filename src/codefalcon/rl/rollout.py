@@ -24,6 +24,7 @@ from codefalcon.feedback import (
     complexity_reward,
     compose,
     maintainability_reward,
+    ppocoder_components,
     ruff_reward,
 )
 from codefalcon.models import (
@@ -38,6 +39,8 @@ from codefalcon.models.generation import pad_rows
 from codefalcon.models.prompts import Prompt
 from codefalcon.tasks.record import Task
 
+PPOCODER_PARTS = frozenset({"compiler", "ast_match", "dataflow_match"})
+"""Reward components that need the task's reference and language (`ppocoder_components`)."""
 STATIC_REWARDS: dict[str, Callable[[str], Reward]] = {
     "ruff": ruff_reward,
     "complexity": complexity_reward,
@@ -57,9 +60,14 @@ class RewardScorer:
     def runs_all_tests(self) -> bool:
         return UNIT_TEST_RULES[self.unit_tests].runs_all_tests
 
-    def score(self, result: ExecutionResult, program: str) -> RewardBreakdown:
+    def score(self, result: ExecutionResult, program: str, task: Task | None = None) -> RewardBreakdown:
         weights = {k: v for k, v in (self.static_weights or {}).items() if v > 0}
-        auxiliaries = {name: STATIC_REWARDS[name](program) for name in weights}
+        auxiliaries = {name: STATIC_REWARDS[name](program) for name in weights if name in STATIC_REWARDS}
+        if task is not None and PPOCODER_PARTS & weights.keys():
+            # PPOCoder's signals against the task's reference, in the task's language.
+            reference = task.solutions[0] if task.solutions else None
+            parts = ppocoder_components(program, reference, task.tests.language, result)
+            auxiliaries |= {name: parts[name] for name in PPOCODER_PARTS & weights.keys()}
         rule = UNIT_TEST_RULES[self.unit_tests]
         return compose(result, auxiliaries, weights, rule=rule, aux_share=self.aux_share)
 
@@ -175,7 +183,7 @@ def collect_rollouts(
         pool.shutdown(wait=True)
     results = [r for rs, _ in done for r in rs]
     flat = [(tasks[g], prompts[g], c) for g, cs in enumerate(completions) for c in cs]
-    breakdowns = [scorer.score(r, p) for r, p in zip(results, programs, strict=True)]
+    breakdowns = [scorer.score(r, p, row[0]) for r, p, row in zip(results, programs, flat, strict=True)]
     rollouts = _tensorize(backend, flat, programs, results, breakdowns, params, group_size)
     return rollouts, RolloutTimes(generation, sum(s for _, s in done), wait)
 

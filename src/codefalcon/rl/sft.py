@@ -30,10 +30,11 @@ from codefalcon.models.loading import model_device
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
-from codefalcon.rl.optim import bf16_autocast, optimizer_step
+from codefalcon.rl.optim import Bf16Setting, autocast_enabled, bf16_autocast, optimizer_step
 from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
 from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
 from codefalcon.tasks.record import Task
+from codefalcon.tasks.registry import BenchmarkName
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,32 @@ log = logging.getLogger(__name__)
 class TaskSource(StrictModel):
     """Where tasks come from: a benchmark loader, its data path and split."""
 
-    benchmark: Literal["humaneval", "mbpp", "apps", "jsonl"]
+    benchmark: BenchmarkName
     """Loader to use (see `codefalcon evaluate --help`)."""
     path: str | None = None
     """Data file or folder; HumanEval needs none."""
     split: str | None = "train"
-    """Split to keep (None: every task of the file)."""
+    """Split to keep (None: every task of the file; HumanEval-X and translate tasks are all test)."""
     limit: int | None = Field(default=None, ge=1)
     """Keep only the first N tasks."""
+    language: str | None = None
+    """humanevalx: the file's language (cpp, java, js, python); None: read from its task ids."""
+    source: str | None = None
+    """translate: the language of the programs shown."""
+    target: str | None = None
+    """translate: the language to write in."""
 
     def load(self) -> list[Task]:
         from codefalcon.tasks.registry import load_benchmark
 
-        tasks = load_benchmark(self.benchmark, self.path, self.split)
+        tasks = load_benchmark(
+            self.benchmark,
+            self.path,
+            self.split,
+            language=self.language,
+            source=self.source,
+            target=self.target,
+        )
         return tasks[: self.limit] if self.limit else tasks
 
 
@@ -104,8 +118,10 @@ class SFTConfig(StrictModel):
     """Train part of the examples under prompts with retrieved solutions (for FALCON)."""
     max_solutions_per_task: int = Field(default=1, ge=1)
     """APPS has many references per problem; each used one is an example."""
-    bf16_autocast: bool = False
-    """Run forward/backward under bfloat16 autocast on the model's device (about 2x faster on CPU)."""
+    bf16_autocast: Bf16Setting = "auto"
+    """bfloat16 autocast of forward/backward on the model's device (weights stay float32). auto:
+    on a GPU, and on a CPU only with native bf16 (AVX512-BF16/AMX: about 1.5-2x faster there);
+    on AVX2-only CPUs bf16 is emulated and several times slower, so true there warns."""
     eval_every: int = Field(default=200, ge=1)
     eval_loss_limit: int = Field(default=200, ge=1)
     """Held-out examples used for the periodic loss."""
@@ -255,7 +271,7 @@ def evaluate_loss(model: Any, kind: str, examples: Sequence[Example], config: SF
     total, count = 0.0, 0
     device = model_device(model)
     for start in range(0, len(examples), config.micro_batch_size):
-        with bf16_autocast(config.bf16_autocast, device):
+        with bf16_autocast(autocast_enabled(config.bf16_autocast, device), device):
             loss, n = example_loss(model, kind, examples[start : start + config.micro_batch_size])
         total, count = total + float(loss), count + n
     model.train()
@@ -264,7 +280,7 @@ def evaluate_loss(model: Any, kind: str, examples: Sequence[Example], config: SF
 
 def _accumulate(model: Any, kind: str, group: list[list[Example]], config: SFTConfig) -> tuple[float, int]:
     """Backward over the micro-batches of one step (see `accumulate_ce`)."""
-    return accumulate_ce(model, kind, group, config.bf16_autocast)
+    return accumulate_ce(model, kind, group, autocast_enabled(config.bf16_autocast, model_device(model)))
 
 
 def accumulate_ce(

@@ -41,7 +41,7 @@ from codefalcon.rl.falcon import Falcon
 from codefalcon.rl.grpo import group_advantages, rloo_advantages
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
-from codefalcon.rl.optim import optimizer_step
+from codefalcon.rl.optim import autocast_enabled, optimizer_step
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import RewardScorer, Rollouts, collect_rollouts, greedy_rewards
 from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
@@ -254,7 +254,8 @@ def _supervised_step(
     micro = [
         examples[i : i + config.micro_batch_size] for i in range(0, len(examples), config.micro_batch_size)
     ]
-    loss, _ = accumulate_ce(policy.model, policy.kind, micro, config.bf16_autocast, config.coderl.ce_coef)
+    autocast = autocast_enabled(config.bf16_autocast, model_device(policy.model))
+    loss, _ = accumulate_ce(policy.model, policy.kind, micro, autocast, config.coderl.ce_coef)
     optimizer_step(optimizer, config.max_grad_norm)
     return {"loss/ce": loss}
 
@@ -278,7 +279,26 @@ def rollout_metrics(rollouts: Rollouts) -> dict[str, float]:
     record["sample/length_mean"] = float(lengths.mean())
     record["sample/truncated_frac"] = float(rollouts.truncated.float().mean())
     record["sample/reward_missing_frac"] = float((~rollouts.reward_valid).float().mean())
+    record.update(code_metrics(rollouts))
     return record
+
+
+def code_metrics(rollouts: Rollouts) -> dict[str, float]:
+    """Step means of each language's static sizes (``code/<language>/<metric>``, tree-sitter).
+
+    Only for tasks in languages other than Python: PPOCoder's multi-language runs are where
+    program shape is worth watching, and Python runs keep their step time.
+    """
+    from codefalcon.feedback import static_metrics
+
+    sums: dict[str, list[float]] = {}
+    for task, program in zip(rollouts.tasks, rollouts.programs, strict=True):
+        language = task.tests.language
+        if language == "python":
+            continue
+        for name, value in static_metrics(program, language).items():
+            sums.setdefault(f"code/{language}/{name}", []).append(value)
+    return {key: sum(values) / len(values) for key, values in sums.items()}
 
 
 def _context(config: TrainConfig, policy: Policy, algo: Algorithm) -> StepContext:
@@ -286,7 +306,7 @@ def _context(config: TrainConfig, policy: Policy, algo: Algorithm) -> StepContex
         model=policy.model,
         temperature=config.sampling.temperature,
         micro_batch_size=config.micro_batch_size,
-        autocast=config.bf16_autocast,
+        autocast=autocast_enabled(config.bf16_autocast, model_device(policy.model)),
     )
     if algo.needs_reference:
         ctx.reference = _reference(config, policy)

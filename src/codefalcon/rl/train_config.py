@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from codefalcon.configs import DeviceName, StrictModel
 from codefalcon.memory.options import ExampleFilterOptions
+from codefalcon.rl.optim import Bf16Setting
 from codefalcon.rl.policy_setup import LoraOptions
 from codefalcon.rl.sft import TaskSource
 
@@ -36,10 +37,12 @@ class RewardOptions(StrictModel):
 
     unit_tests: Literal["binary", "pass_ratio", "coderl"] = "binary"
     """binary: 1 if all tests pass; pass_ratio: fraction passed; coderl: -1/-0.6/-0.3/+1 by outcome."""
-    static_weights: dict[Literal["ruff", "complexity", "maintainability"], float] = Field(
-        default_factory=dict
-    )
-    """Weights of static-analysis components; empty = correctness only."""
+    static_weights: dict[
+        Literal["ruff", "complexity", "maintainability", "compiler", "ast_match", "dataflow_match"], float
+    ] = Field(default_factory=dict)
+    """Weights of auxiliary components; empty = correctness only. ruff, complexity and
+    maintainability read Python; compiler, ast_match and dataflow_match are PPOCoder's (any
+    language, against the task's reference)."""
     aux_share: float = Field(default=0.5, ge=0, lt=1)
     """Share of the pass/fail gap the auxiliary components may use (a failing program never wins)."""
 
@@ -135,7 +138,9 @@ class TrainConfig(StrictModel):
     lr: float = Field(default=1e-5, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
-    bf16_autocast: bool = False
+    bf16_autocast: Bf16Setting = "auto"
+    """bfloat16 autocast of the forwards/backwards (weights stay float32). auto: on a GPU, and on a
+    CPU only with native bf16 (AVX512-BF16/AMX); true on an AVX2-only CPU warns (emulated, slower)."""
     sampling: SamplingOptions = SamplingOptions()
     reward: RewardOptions = RewardOptions()
     grpo: GRPOOptions = GRPOOptions()
