@@ -317,14 +317,16 @@ def test_nothing_a_program_leaves_reaches_the_next_one(one_worker):
     if one_worker.isolation != "bwrap":
         pytest.skip("a private /tmp needs bubblewrap; the rlimits-only fallback shares the host's")
     writer = (
-        "import os\nfor p in ('/tmp/leak', os.path.expanduser('~/leak'), '/dev/shm/leak', '/dev/leak'):\n"
+        "import os\nfor p in ('/tmp/leak', os.path.expanduser('~/leak'), '/dev/shm/leak', '/dev/leak',\n"
+        "          '/leak', '/etc/leak', '/proc/leak', '/usr/leak'):\n"
         "    try:\n        open(p, 'w').write('918273645')\n    except OSError:\n        pass\n"
         "os.makedirs('/tmp/d/e', exist_ok=True)\nos.chmod('/tmp/d', 0)\nos.chmod('/tmp', 0)\n"
         "print(0)\n"
     )
     reader = (
         "import glob, os\nfound = []\n"
-        "for p in glob.glob('/tmp/**', recursive=True) + glob.glob('/dev/**') + ['/tmp/leak']:\n"
+        "for p in glob.glob('/tmp/**', recursive=True) + glob.glob('/dev/**') + glob.glob('/*')"
+        " + glob.glob('/etc/*') + ['/tmp/leak', '/leak', '/etc/leak']:\n"
         "    try:\n        found.append(open(p).read() if os.path.isfile(p) else '')\n"
         "    except OSError:\n        pass\n"
         "print('918273645' in ''.join(found), sorted(os.listdir('/tmp')))\n"
@@ -332,6 +334,8 @@ def test_nothing_a_program_leaves_reaches_the_next_one(one_worker):
     one_worker.run(writer, stdio_suite(("", "0\n")))
     seen = one_worker.run(reader, stdio_suite(("", "")))
     assert seen.tests[0].actual == "False []\n", seen
+    writable = one_worker.run("import os\nos.mkdir('/leakdir')\n", stdio_suite(("", "")))
+    assert writable.tests[0].error_type in ("OSError", "PermissionError"), writable  # EROFS
     # And the chmod of /tmp does not break the programs after it.
     assert one_worker.run("print(int(input()) + 1)\n", stdio_suite(("1\n", "2\n"))).passed
     assert one_worker.run("def add(a, b):\n    return a + b\n", call_suite(([1, 2], 3))).passed

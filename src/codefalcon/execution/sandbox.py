@@ -3,14 +3,14 @@
 Isolation levels, strongest first:
 
 - ``bwrap``: Debian's bubblewrap gives each worker a read-only view of ``/usr`` only (no home,
-  no project, no data sets, no site-packages), a private ``/tmp`` (emptied between programs), a
-  read-only ``/dev`` (so no ``/dev/shm``), no network (a private loopback with nothing listening)
-  and its own PID space in which the worker itself is PID 1 (``--as-pid-1``): no bubblewrap
-  process that a program could reach holds the worker's pipes or the evaluator's environment,
-  and signals from inside the sandbox cannot stop or kill the worker. When we are root, the
-  worker is first dropped to uid 65534 with ``setpriv``, because RLIMIT_NPROC is not enforced
-  for host uid 0 and a fork bomb would otherwise be unbounded. bubblewrap itself starts with an
-  empty environment.
+  no project, no data sets, no site-packages), a read-only root, a private ``/tmp`` (the only
+  writable place, emptied between programs), a read-only ``/dev`` (so no ``/dev/shm``), no
+  network (a private loopback with nothing listening) and its own PID space in which the worker
+  itself is PID 1 (``--as-pid-1``): no bubblewrap process that a program could reach holds the
+  worker's pipes or the evaluator's environment, and signals from inside the sandbox cannot
+  stop or kill the worker. When we are root, the worker is first dropped to uid 65534 with
+  ``setpriv``, because RLIMIT_NPROC is not enforced for host uid 0 and a fork bomb would
+  otherwise be unbounded. bubblewrap itself starts with an empty environment.
 - ``none``: a plain child process with rlimits, a scrubbed environment and (as root) an
   unprivileged uid for programs. The host file system and network are visible. Chosen only when
   bubblewrap is missing or cannot create namespaces, and announced once in the log.
@@ -100,6 +100,9 @@ def _bwrap_argv(python: str, worker_args: list[str]) -> list[str]:
         argv += ["--ro-bind", conf, conf]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
     argv += ["--size", str(TMP_MB << 20), "--tmpfs", "/tmp"]
+    # bubblewrap's root (and the /etc it makes for the binds above) is a writable tmpfs that
+    # would outlive each program on this worker: read-only, so only /tmp is writable.
+    argv += ["--remount-ro", "/"]
     argv += ["--chdir", "/tmp", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
     argv += ["--setenv", "LANG", "C.UTF-8", "--"]
     return [*argv, python, "-I", "-S", "-c", *worker_args]
