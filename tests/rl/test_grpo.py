@@ -173,3 +173,29 @@ def test_grpo_k3_kl_term():
     assert stats0.kl == pytest.approx(math.exp(-1.0), abs=ATOL)
     with pytest.raises(ValueError, match="ref_logp"):
         grpo_loss(logp, None, torch.zeros(1, dtype=F64), torch.ones(1, 1), beta=0.1)
+
+
+def test_group_relative_loss_counts_the_truncated_samples_it_drops() -> None:
+    # The glue, not the pure loss: GroupRelative folds truncation into its mask, and used to
+    # log n_truncated = 0 whatever was dropped.
+    from types import SimpleNamespace
+
+    from codefalcon.rl.algorithms import GroupRelative, Prepared
+    from codefalcon.rl.grpo import group_advantages
+    from codefalcon.rl.train_config import GRPOOptions
+
+    logits = torch.zeros(3, 2, 5, requires_grad=True)
+    rows = SimpleNamespace(
+        completion_ids=torch.tensor([[1, 2], [3, 4], [0, 1]]),
+        completion_mask=torch.ones(3, 2),
+        truncated=torch.tensor([True, False, True]),
+    )
+    ctx = SimpleNamespace(forward=lambda model, r: (logits, None), model=None)
+    prep = Prepared(
+        loss_mask=torch.tensor([[0, 0], [1, 1], [0, 0]]).bool(), advantages=torch.tensor([1.0, -1.0, 0.5])
+    )
+    for mask_truncated, expected in ((True, 2.0), (False, 0.0)):
+        algo = GroupRelative("grpo", group_advantages, GRPOOptions(mask_truncated=mask_truncated), 3, True)
+        loss, metrics = algo.loss(ctx, rows, prep)
+        assert metrics["loss/grpo/n_truncated"] == expected
+        assert torch.isfinite(loss)

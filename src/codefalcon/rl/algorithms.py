@@ -151,6 +151,8 @@ class GroupRelative:
             eps_high=self.options.eps_high,
             ref_logp=prep.ref_logp,
             beta=self.options.beta,
+            # The mask already leaves them out; passing them is what counts them (n_truncated).
+            truncated=rows.truncated if self.options.mask_truncated else None,
         )
         return loss, {**to_metrics(stats, f"loss/{self.name}"), **_entropy(logits, prep.loss_mask)}
 
