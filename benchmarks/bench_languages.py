@@ -12,15 +12,13 @@ and run seconds per program (wall, per worker), and how many passed.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import platform
 import time
 from pathlib import Path
 
 from codefalcon.execution import Executor, ExecutorConfig
-from codefalcon.tasks import TestCase, TestStyle, TestSuite
+from codefalcon.tasks import TestSuite, load_humanevalx
 from codefalcon.tasks.humaneval import load_humaneval
 
 DATA = Path(os.environ.get("CODEFALCON_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -28,17 +26,10 @@ FILES = {"cpp": "humanevalx_cpp", "java": "humanevalx_java", "js": "humanevalx_j
 
 
 def jobs_for(language: str, limit: int) -> list[tuple[str, TestSuite]]:
-    if language == "python":
-        return [(t.solutions[0], t.tests) for t in load_humaneval()[:limit]]
-    with gzip.open(DATA / f"{FILES[language]}.jsonl.gz", "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f][:limit]
-    return [
-        (
-            r["prompt"] + r["canonical_solution"],
-            TestSuite(TestStyle.PROGRAM, (TestCase(code=r["test"]),), language=language),
-        )
-        for r in rows
-    ]
+    tasks = (
+        load_humaneval() if language == "python" else load_humanevalx(DATA / f"{FILES[language]}.jsonl.gz")
+    )
+    return [(t.runnable(t.solutions[0]), t.tests) for t in tasks[:limit]]
 
 
 def measure(ex: Executor, jobs: list[tuple[str, TestSuite]]) -> tuple[float, float, float, int]:

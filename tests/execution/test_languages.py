@@ -8,8 +8,6 @@ the end of the tests on stdout.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
 from functools import cache
@@ -19,28 +17,25 @@ import pytest
 
 from codefalcon.execution import Verdict
 from codefalcon.execution.languages import find_tools
-from codefalcon.tasks import record
+from codefalcon.tasks import Task, load_humanevalx
+from codefalcon.tasks.record import TestSuite
 
 FILES = {"cpp": "humanevalx_cpp", "java": "humanevalx_java", "js": "humanevalx_js"}
 
 
 @cache
-def rows(language: str) -> list[dict]:
+def tasks(language: str) -> list[Task]:
     data = os.environ.get("CODEFALCON_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data"
-    path = Path(data) / f"{FILES[language]}.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    return load_humanevalx(Path(data) / f"{FILES[language]}.jsonl.gz", language)
 
 
-def suite(language: str, n: int) -> record.TestSuite:
-    return record.TestSuite(
-        record.TestStyle.PROGRAM, (record.TestCase(code=rows(language)[n]["test"]),), language=language
-    )
+def suite(language: str, n: int) -> TestSuite:
+    return tasks(language)[n].tests
 
 
 def reference(language: str, n: int) -> str:
-    row = rows(language)[n]
-    return row["prompt"] + row["canonical_solution"]
+    task = tasks(language)[n]
+    return task.runnable(task.solutions[0])
 
 
 @pytest.fixture(autouse=True)
@@ -129,14 +124,14 @@ PROGRAM_CHEATS = {
 
 
 def _cheat(language: str, body: str) -> str:
-    row = rows(language)[0]
+    task = tasks(language)[0]
     prelude = {
         "cpp": "#include <unistd.h>\n#include <fcntl.h>\n#include <signal.h>\n#include <stdlib.h>\n",
         "java": "",
         "js": "",
     }[language]
     close = "}\n}\n" if language == "java" else "}\n"
-    return prelude + row["prompt"] + body + "\n" + close
+    return task.runnable(prelude + task.completion_prefix + body + "\n" + close)
 
 
 @pytest.mark.parametrize(

@@ -130,11 +130,15 @@ class WorkerProcess:
         self._to, self._from = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         os.set_blocking(self._to, False)
         self._buf = bytearray()
-        hello = self.recv(30.0)
-        if hello.get("ready") and self.plan.kind == "bwrap" and hello.get("pid") != 1:
-            raise WorkerDied(f"sandbox worker is not PID 1 of its sandbox: {hello}")
-        if not hello.get("ready"):
-            raise WorkerDied(f"worker did not start: {hello}")
+        try:
+            hello = self.recv(30.0)
+            if not hello.get("ready"):
+                raise WorkerDied(f"worker did not start: {hello}")
+            if self.plan.kind == "bwrap" and hello.get("pid") != 1:
+                raise WorkerDied(f"sandbox worker is not PID 1 of its sandbox: {hello}")
+        except WorkerDied:
+            self.close()  # no process left behind by a worker that never served
+            raise
 
     def recv(self, seconds: float) -> dict[str, Any]:
         """The next message, waiting at most ``seconds`` for it."""
@@ -201,7 +205,8 @@ class Executor:
     def __init__(self, config: ExecutorConfig | None = None) -> None:
         self.config = config or ExecutorConfig()
         if self.config.compare not in STDOUT_COMPARATORS:
-            raise ValueError(f"compare must be 'exact', 'tokens' or 'apps', not {self.config.compare!r}")
+            choices = ", ".join(repr(c) for c in STDOUT_COMPARATORS)
+            raise ValueError(f"compare must be one of {choices}, not {self.config.compare!r}")
         self._config_fields = asdict(self.config)  # frozen: part of every cache key
         self.plan = plan_sandbox(self.config.sandbox, self.config.python, self.config.limits())
         self.tools = find_tools()
@@ -298,8 +303,9 @@ class Executor:
                 # Judging one sample failed in a way we did not foresee: that sample fails (the
                 # program may have caused it), never the batch or the run.
                 log.warning("codefalcon executor: judging a program failed: %r", e, exc_info=True)
-                info = {"error_type": "HarnessError", "message": f"the harness failed on this program: {e!r}"}
-                fut.set_result(self._all_tests(tests, Verdict.RUNTIME_ERROR, stop, _cut_info(info)))
+                message = f"the harness failed on this program: {e!r}"[: self.config.detail_chars]
+                info = {"error_type": "HarnessError", "message": message}
+                fut.set_result(self._all_tests(tests, Verdict.RUNTIME_ERROR, stop, info))
             else:
                 self._cache_put(key, result)
                 fut.set_result(result)
@@ -497,10 +503,6 @@ _ENDS_HOST = {"timeout", "died", "memory", "invalid", "worker_error"}
 
 class HarnessBroken(RuntimeError):
     """The executor itself cannot run programs (no worker starts): not any program's fault."""
-
-
-def _cut_info(info: dict[str, Any], limit: int = 300) -> dict[str, Any]:
-    return {k: v[:limit] if isinstance(v, str) else v for k, v in info.items()}
 
 
 @lru_cache(maxsize=4096)

@@ -28,8 +28,8 @@ from codefalcon.feedback.trl_rewards import (
     ProgramBuilder,
     TaskSource,
     UnitTestReward,
-    _programs,
     program_from_completion,
+    programs_of,
     totals_logged,
 )
 from codefalcon.feedback.unit_tests import UNIT_TEST_RULES, UnitTestRule
@@ -164,7 +164,7 @@ class CodeMatchReward:
         self.__name__ = metric  # TRL logs each reward under its function's name
 
     def rewards(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[Reward]:
-        tasks, programs = _programs(self.source, self.program_from, completions, columns)
+        tasks, programs = programs_of(self.source, self.program_from, completions, columns)
         match = ast_match if self.metric == "ast_match" else dataflow_match
         out = []
         for i, (task, program) in enumerate(zip(tasks, programs, strict=True)):
@@ -211,7 +211,7 @@ class PPOCoderReward:
         """Every completion's composed reward with each component and its explanation."""
         results = self.unit_tests.results(completions, **columns)
         unit = self.unit_tests
-        tasks, programs = _programs(unit.source, unit.program_from, completions, columns)
+        tasks, programs = programs_of(unit.source, unit.program_from, completions, columns)
         out = []
         for i, (result, task, program) in enumerate(zip(results, tasks, programs, strict=True)):
             if result is None:

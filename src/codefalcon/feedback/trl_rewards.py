@@ -119,9 +119,10 @@ class TaskSource:
         return task_from_dict(data, Where(Path(f"<column {self.task_column}>"), index + 1))
 
 
-def _programs(
+def programs_of(
     source: TaskSource, build: ProgramBuilder, completions: Sequence[Any], columns: Mapping[str, Any]
-):
+) -> tuple[list[Task | None], list[str]]:
+    """Each row's task (None where the row names none) and the program its completion makes."""
     tasks = source.lookup(len(completions), columns)
     return tasks, [build(task, completion_text(c)) for task, c in zip(tasks, completions, strict=True)]
 
@@ -173,7 +174,7 @@ class UnitTestReward:
 
     def results(self, completions: Sequence[Any], **columns: Any) -> list[ExecutionResult | None]:
         """Each completion's execution result (None for rows without tests), in one batch."""
-        tasks, programs = _programs(self.source, self.program_from, completions, columns)
+        tasks, programs = programs_of(self.source, self.program_from, completions, columns)
         rows = [i for i, t in enumerate(tasks) if t is not None and len(t.tests) > 0]
         jobs = [(tasks[i].runnable(programs[i]), tasks[i].tests) for i in rows]  # type: ignore[union-attr]
         done = (
@@ -218,7 +219,7 @@ class StaticReward:
         self.__name__ = getattr(score, "__name__", type(score).__name__).removesuffix("_reward")
 
     def rewards(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[Reward]:
-        _, programs = _programs(self.source, self.program_from, completions, columns)
+        _, programs = programs_of(self.source, self.program_from, completions, columns)
         return [self.score(program) for program in programs]
 
     def __call__(
@@ -244,7 +245,7 @@ class JudgeReward:
         self.__name__ = "judge"
 
     def rewards(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[Reward]:
-        tasks, programs = _programs(self.source, self.program_from, completions, columns)
+        tasks, programs = programs_of(self.source, self.program_from, completions, columns)
         statements = [t.prompt if t else prompt_text(p) for t, p in zip(tasks, prompts, strict=True)]
         return [j.reward for j in self.judge.judge_many(list(zip(statements, programs, strict=True)))]
 
