@@ -17,7 +17,7 @@ import torch
 import codefalcon.rl.train as train_module
 from codefalcon.configs import ConfigError, load_config
 from codefalcon.models import load_policy
-from codefalcon.pipeline import DEFAULT_CONFIG, RunConfig, paired_gain, rl_gain, run_pipeline
+from codefalcon.pipeline import DEFAULT_CONFIG, RunConfig, rl_gain, run_pipeline
 
 SMALL = [
     "tiny={arch: gpt2, n_layer: 1, n_embd: 32, n_head: 2, n_positions: 256, vocab_size: 600}",
@@ -49,27 +49,18 @@ def test_the_embedded_default_leaves_bf16_to_the_cpu_probe() -> None:
     assert forced.rl_config(Path("runs/x"), "m").bf16_autocast is False
 
 
-def test_paired_gain_on_a_hand_computed_case() -> None:
-    # differences [0, 1, 1, -1]: mean 0.25, sample variance 2.75 / 3, paired SE sqrt(0.9167 / 4)
-    gain = paired_gain(
-        {"a": True, "b": False, "c": False, "d": True}, {"a": True, "b": True, "c": True, "d": False}
-    )
-    assert (gain.n_tasks, gain.before, gain.after, gain.only_after, gain.only_before) == (4, 0.5, 0.75, 2, 1)
-    assert gain.gain == pytest.approx(0.25, abs=1e-12)
-    assert gain.gain_se == pytest.approx(0.4787135538781691, abs=1e-12)
-    assert gain.before_se == pytest.approx(0.25, abs=1e-12)  # sqrt(0.5 x 0.5 / 4)
-    assert gain.after_se == pytest.approx(0.21650635094610965, abs=1e-12)  # sqrt(0.75 x 0.25 / 4)
-    same = paired_gain({"a": True, "b": False}, {"a": True, "b": False, "z": True})  # common tasks only
-    assert (same.n_tasks, same.gain, same.gain_se) == (2, 0.0, 0.0)
-    assert "gain +25.0% +- 47.9% paired SE" in gain.describe()
-    with pytest.raises(ValueError, match="at least 2 common tasks"):
-        paired_gain({"a": True}, {"a": False})
-
-
 def test_rl_gain_reads_the_before_and_after_results(tmp_path: Path) -> None:
     for name, passed in (("before", [True, False, False]), ("after", [True, True, False])):
         (tmp_path / name).mkdir()
-        rows = [{"task_id": f"t{i}", "completion_id": 0, "passed": p} for i, p in enumerate(passed)]
+        rows = [
+            {
+                "task_id": f"t{i}",
+                "completion_id": 0,
+                "passed": p,
+                "verdict": "passed" if p else "wrong_answer",
+            }
+            for i, p in enumerate(passed)
+        ]
         (tmp_path / name / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     gain = rl_gain(tmp_path)
     assert gain is not None and (gain.before, gain.after, gain.only_after) == (1 / 3, 2 / 3, 1)

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from codefalcon.configs import StrictModel, config_from_mapping, dump_config
-from codefalcon.rl.sft import SFTConfig, TaskSource
+from codefalcon.evaluation.paired import PairedGain, paired_gain
+from codefalcon.evaluation.samples import read_results, solved_tasks
+from codefalcon.evaluation.summary import EvalSummary
+from codefalcon.rl.sft import SFTConfig
 from codefalcon.rl.train_config import TrainConfig
+from codefalcon.tasks.source import TaskSource
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +125,14 @@ class RunConfig(StrictModel):
         return config_from_mapping(TrainConfig, {"seed": self.seed, **(self.rl or {}), **fixed}, "rl")
 
 
-def run_pipeline(config: RunConfig, say: Callable[[str], None] = log.warning) -> dict[str, Any]:
-    """Run every stage not yet complete; returns each stage's summary and the report's path."""
+def run_pipeline(
+    config: RunConfig, say: Callable[[str], None] = log.warning, *, allow_config_change: bool = False
+) -> dict[str, Any]:
+    """Run every stage not yet complete; returns each stage's summary and the report's path.
+
+    A training stage resumed under a config that differs from its checkpoint's is refused, naming
+    the keys, unless ``allow_config_change`` (`codefalcon.rl.run_dir`).
+    """
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
@@ -148,12 +157,16 @@ def run_pipeline(config: RunConfig, say: Callable[[str], None] = log.warning) ->
     if config.sft is not None:
         from codefalcon.rl.sft import train_sft
 
-        summary = stage("sft", lambda: _plain(train_sft(config.sft_config(out))))
+        summary = stage(
+            "sft", lambda: _plain(train_sft(config.sft_config(out), allow_config_change=allow_config_change))
+        )
         model = summary["final_model"]
     if config.rl is not None:
         from codefalcon.rl.train import train_rl
 
-        model = stage("rl", lambda: train_rl(config.rl_config(out, model)))["final_model"]
+        rl_config = config.rl_config(out, model)
+        summary = stage("rl", lambda: train_rl(rl_config, allow_config_change=allow_config_change))
+        model = summary["final_model"]
         gain = rl_gain(out / "rl" / "eval")
         if gain is not None:
             summaries["rl_gain"] = asdict(gain)
@@ -166,63 +179,6 @@ def run_pipeline(config: RunConfig, say: Callable[[str], None] = log.warning) ->
     return {**summaries, "report": str(report)}
 
 
-@dataclass(frozen=True)
-class PairedGain:
-    """Held-out greedy pass@1 before and after a stage on the same tasks, with standard errors."""
-
-    n_tasks: int
-    before: float
-    after: float
-    gain: float
-    gain_se: float
-    """Paired SE of the gain: std(after_i - before_i, ddof=1) / sqrt(n) over the tasks."""
-    before_se: float
-    """Binomial SE of each pass@1: sqrt(p (1 - p) / n)."""
-    after_se: float
-    only_before: int
-    """Tasks solved before and not after (and ``only_after`` the reverse)."""
-    only_after: int
-
-    def describe(self) -> str:
-        return (
-            f"held-out pass@1 {self.before:.1%} -> {self.after:.1%} on {self.n_tasks} tasks "
-            f"(binomial SE {self.before_se:.1%} / {self.after_se:.1%}); gain {self.gain:+.1%} "
-            f"+- {self.gain_se:.1%} paired SE ({self.only_after} tasks solved only after, "
-            f"{self.only_before} only before)"
-        )
-
-
-def paired_gain(before: Mapping[str, bool], after: Mapping[str, bool]) -> PairedGain:
-    """The gain of pass@1 from ``before`` to ``after`` (task id -> solved) on their common tasks.
-
-    Example: 4 tasks, before [1, 0, 0, 1], after [1, 1, 1, 0]: the differences [0, 1, 1, -1] have
-    mean 0.25 (the gain) and sample variance (0.0625 + 0.5625 + 0.5625 + 1.5625) / 3 = 0.9167, so
-    the paired SE is sqrt(0.9167 / 4) = 0.4787. Pairing removes the between-task variance that two
-    independent binomial SEs (here sqrt(0.5 x 0.5 / 4) = 0.25 and sqrt(0.75 x 0.25 / 4) = 0.2165)
-    would count twice when most tasks keep their verdict.
-    """
-    tasks = sorted(set(before) & set(after))
-    n = len(tasks)
-    if n < 2:
-        raise ValueError(f"need at least 2 common tasks for a standard error, got {n}")
-    diffs = [int(after[t]) - int(before[t]) for t in tasks]
-    p0 = sum(before[t] for t in tasks) / n
-    p1 = sum(after[t] for t in tasks) / n
-    mean = sum(diffs) / n
-    var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
-    return PairedGain(
-        n_tasks=n,
-        before=p0,
-        after=p1,
-        gain=mean,
-        gain_se=math.sqrt(var / n),
-        before_se=math.sqrt(p0 * (1 - p0) / n),
-        after_se=math.sqrt(p1 * (1 - p1) / n),
-        only_before=sum(d < 0 for d in diffs),
-        only_after=sum(d > 0 for d in diffs),
-    )
-
-
 def rl_gain(eval_dir: Path) -> PairedGain | None:
     """`paired_gain` of the RL stage's ``before`` and ``after`` greedy evaluations (None if absent)."""
     solved = []
@@ -230,11 +186,7 @@ def rl_gain(eval_dir: Path) -> PairedGain | None:
         path = eval_dir / name / "results.jsonl"
         if not path.is_file():
             return None
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-        by_task: dict[str, bool] = {}
-        for row in rows:  # greedy: one completion per task; any passing one counts as solved
-            by_task[row["task_id"]] = by_task.get(row["task_id"], False) or bool(row["passed"])
-        solved.append(by_task)
+        solved.append(solved_tasks(read_results(path)))
     if len(set(solved[0]) & set(solved[1])) < 2:
         return None
     return paired_gain(solved[0], solved[1])
@@ -301,7 +253,8 @@ def _plain(summary: dict[str, Any]) -> dict[str, Any]:
     """A recipe summary without the bulky per-task tables (they stay in the stage's folder)."""
     evaluation = summary.get("eval")
     if isinstance(evaluation, dict) and "pass_at_k" in evaluation:
-        summary = {**summary, "eval": {k: v["value"] for k, v in evaluation["pass_at_k"].items()}}
+        typed = EvalSummary.from_dict(evaluation, "sft: eval")
+        summary = {**summary, "eval": {name: est.value for name, est in typed.pass_at_k.items()}}
     return summary
 
 

@@ -200,6 +200,20 @@ def test_before_after_and_ablation_tables(tmp_path):
     assert "1@2" in text and "75.0%" in text
 
 
+def test_greedy_before_after_gets_a_paired_interval(tmp_path):
+    run = tmp_path / "greedy"
+    _write_eval(run / "eval" / "before", [[V.PASSED], [V.WRONG_ANSWER], [V.WRONG_ANSWER]] * 4, evil=False)
+    _write_eval(run / "eval" / "after", [[V.PASSED], [V.PASSED], [V.WRONG_ANSWER]] * 4, evil=False)
+    text = Page(write_run_report(run).read_text(encoding="utf-8")).all_text
+    # 4 of 12 -> 8 of 12, no task lost: McNemar p = 2 / 2^4 = 0.125
+    assert "33.3% -> 66.7% on 12 tasks; gain +33.3%" in text
+    assert "McNemar p = 0.125 (4 tasks solved only after, 0 only before)" in text
+    assert "the interval excludes zero" in text
+    # sampled evaluations (two per task, as make_run writes) get a note instead
+    sampled = Page(write_run_report(make_run(tmp_path)).read_text(encoding="utf-8")).all_text
+    assert "paired interval is given for greedy evaluations" in sampled
+
+
 def test_missing_parts_are_notes_not_crashes(tmp_path):
     run = tmp_path / "empty"
     run.mkdir()

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from codefalcon.rl.checkpoint import latest_checkpoint, list_checkpoints, load_trainer_state, save_checkpoint
+from codefalcon.rl.checkpoint import (
+    config_changes,
+    latest_checkpoint,
+    list_checkpoints,
+    load_trainer_state,
+    save_checkpoint,
+)
 from codefalcon.rl.metrics_log import MetricsLog, read_metrics
 
 
@@ -108,3 +114,17 @@ def test_metrics_log_drops_steps_after_the_resumed_checkpoint(tmp_path: Path) ->
         (2, 2.0),
         (3, 30.0),
     ]
+
+
+def test_config_changes_name_every_differing_key_except_the_free_ones() -> None:
+    saved = {"lr": 0.001, "grpo": {"beta": 0.0, "eps_high": 0.28}, "max_steps": 4, "lora": None}
+    current = {"lr": 0.002, "grpo": {"beta": 0.0, "eps_high": 0.3}, "max_steps": 8, "lora": {"r": 8}}
+    assert config_changes(saved, current, {"max_steps"}) == [
+        "lr: 0.001 -> 0.002",
+        "grpo.eps_high: 0.28 -> 0.3",
+        'lora: null -> {"r": 8}',
+    ]
+    assert config_changes(saved, saved) == []
+    # a section named free frees every key under it; a key only one side has is "(absent)"
+    assert config_changes({"grpo": {"beta": 0.0}}, {"grpo": {"beta": 1.0}}, {"grpo"}) == []
+    assert config_changes({"a": 1}, {"a": 1, "b": [1, 2]}) == ["b: (absent) -> [1, 2]"]

@@ -1,13 +1,11 @@
-"""CodeRL: critic-weighted token returns, the policy-gradient loss and the supervised CE step."""
+"""CodeRL: critic-weighted token returns and the policy-gradient loss (its CE step: test_ce.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
-from codefalcon.rl import coderl_pg_loss, coderl_token_returns, observed_outcome_probs, token_ce_loss
+from codefalcon.rl import coderl_pg_loss, coderl_token_returns, observed_outcome_probs
 from support import close
 
 ATOL = 1e-6
@@ -67,14 +65,3 @@ def test_pg_loss_all_padding_is_zero_with_zero_grad():
     loss.backward()
     assert loss.item() == 0.0 and stats.n_tokens == 0.0
     close(logp.grad, [[0.0, 0.0]])
-
-
-def test_token_ce_loss():
-    logp = torch.tensor([[-1.0, -3.0], [-2.0, 7.0]], dtype=torch.float64, requires_grad=True)
-    loss, stats = token_ce_loss(logp, torch.tensor([[1, 1], [1, 0]]))
-    # (1 + 3 + 2) / 3 = 2; perplexity e^2
-    close(loss, 2.0)
-    assert stats.perplexity == pytest.approx(math.exp(2.0), abs=ATOL)
-    assert stats.n_tokens == 3.0
-    loss.backward()
-    close(logp.grad, [[-1 / 3, -1 / 3], [-1 / 3, 0.0]])

@@ -10,9 +10,9 @@ import warnings
 
 import torch
 
-from codefalcon.rl.algorithms import Prepared
 from codefalcon.rl.optim import bf16_autocast
 from codefalcon.rl.rollout import Rollouts
+from codefalcon.rl.update import take
 
 
 def _rollouts() -> Rollouts:
@@ -44,11 +44,12 @@ def test_rollouts_to_moves_every_tensor_and_nothing_else() -> None:
     assert row.completion_ids.device.type == "meta" and row.completion_ids.shape == (1, 3)
 
 
-def test_prepared_rows_slice_on_the_tensors_device() -> None:
-    prepared = Prepared(loss_mask=torch.ones(2, 3, device="meta"), advantages=torch.zeros(2, device="meta"))
-    rows = prepared.rows([0])
-    assert rows.loss_mask.device.type == rows.advantages.device.type == "meta"
-    assert rows.loss_mask.shape == (1, 3)
+def test_micro_batch_rows_slice_on_the_tensors_device() -> None:
+    mask, advantages, missing = take(
+        [0], torch.ones(2, 3, device="meta"), torch.zeros(2, device="meta"), None
+    )
+    assert mask.device.type == advantages.device.type == "meta"
+    assert mask.shape == (1, 3) and missing is None
 
 
 def test_bf16_autocast_follows_the_model_device() -> None:

@@ -176,26 +176,28 @@ def test_grpo_k3_kl_term():
 
 
 def test_group_relative_loss_counts_the_truncated_samples_it_drops() -> None:
-    # The glue, not the pure loss: GroupRelative folds truncation into its mask, and used to
-    # log n_truncated = 0 whatever was dropped.
+    # The glue, not the pure loss: the recipe folds truncation into the rollouts' loss mask, and
+    # used to log n_truncated = 0 whatever was dropped.
     from types import SimpleNamespace
 
-    from codefalcon.rl.algorithms import GroupRelative, Prepared
-    from codefalcon.rl.grpo import group_advantages
+    from codefalcon.rl.recipes.grpo import group_relative_loss
+    from codefalcon.rl.rollout import Rollouts
     from codefalcon.rl.train_config import GRPOOptions
 
-    logits = torch.zeros(3, 2, 5, requires_grad=True)
+    logits = torch.zeros(3, 2, 5, requires_grad=True)  # uniform: logp = -ln 5 everywhere
     rows = SimpleNamespace(
         completion_ids=torch.tensor([[1, 2], [3, 4], [0, 1]]),
-        completion_mask=torch.ones(3, 2),
+        completion_mask=torch.ones(3, 2, dtype=torch.long),
         truncated=torch.tensor([True, False, True]),
+        reward_valid=torch.tensor([True, True, True]),
     )
-    ctx = SimpleNamespace(forward=lambda model, r: (logits, None), model=None)
-    prep = Prepared(
-        loss_mask=torch.tensor([[0, 0], [1, 1], [0, 0]]).bool(), advantages=torch.tensor([1.0, -1.0, 0.5])
-    )
+    advantages = torch.tensor([1.0, -1.0, 0.5])
     for mask_truncated, expected in ((True, 2.0), (False, 0.0)):
-        algo = GroupRelative("grpo", group_advantages, GRPOOptions(mask_truncated=mask_truncated), 3, True)
-        loss, metrics = algo.loss(ctx, rows, prep)
+        mask = Rollouts.loss_mask(rows, drop_truncated=mask_truncated)  # type: ignore[arg-type]
+        options = GRPOOptions(mask_truncated=mask_truncated)
+        loss, metrics = group_relative_loss(logits, rows, advantages, mask, None, None, options, "grpo")
         assert metrics["loss/grpo/n_truncated"] == expected
-        assert torch.isfinite(loss)
+        # on-policy, ratio 1: loss = -token mean of A; only row 1 (A = -1) left when truncation drops
+        close(loss, 1.0 if mask_truncated else -(2 * 1.0 - 2 * 1.0 + 2 * 0.5) / 6)
+        assert metrics["loss/grpo/n_tokens"] == (2.0 if mask_truncated else 6.0)
+        assert metrics["policy/entropy"] == pytest.approx(math.log(5.0), abs=ATOL)

@@ -12,9 +12,10 @@ import codefalcon.rl.sft as sft_module
 from codefalcon.configs import load_config
 from codefalcon.models import load_policy
 from codefalcon.models.answers import IGNORE_INDEX, Example
+from codefalcon.rl import masked_token_cross_entropy
 from codefalcon.rl.checkpoint import latest_checkpoint
 from codefalcon.rl.metrics_log import read_metrics
-from codefalcon.rl.sft import SFTConfig, collate, example_loss, masked_token_cross_entropy, train_sft
+from codefalcon.rl.sft import SFTConfig, collate, example_loss, train_sft
 from codefalcon.tasks.jsonl import save_tasks_jsonl
 from codefalcon.tasks.synth import generate_splits
 
@@ -171,3 +172,44 @@ def test_retrieval_aware_warm_up_stores_verified_references(
     for with_memory, without in zip(examples, plain, strict=True):
         assert len(with_memory.input_ids) > len(without.input_ids)  # retrieved context came first
         assert with_memory.labels[-without.n_answer_tokens :] == without.labels[-without.n_answer_tokens :]
+
+
+def test_resume_with_another_config_is_refused_unless_allowed(
+    tiny_dir: Path, tasks_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from codefalcon.rl.run_dir import ConfigChangedError
+
+    out = tmp_path / "run"
+    train_sft(_config(tiny_dir, tasks_file, out, max_steps=2), progress=False)
+    saved = (out / "config.yaml").read_text()
+    with pytest.raises(ConfigChangedError, match=r"grad_accum: 2 -> 1; lr: 0.003 -> 0.001\. "):
+        train_sft(_config(tiny_dir, tasks_file, out, max_steps=4, lr=1e-3, grad_accum=1), progress=False)
+    assert (out / "config.yaml").read_text() == saved  # a refused resume leaves the run as it was
+    # a longer run that saves and evaluates at another cadence is the same experiment
+    train_sft(_config(tiny_dir, tasks_file, out, max_steps=3, save_every=1, eval_every=1), progress=False)
+    assert latest_checkpoint(out / "checkpoints").step == 3
+    summary = train_sft(
+        _config(tiny_dir, tasks_file, out, max_steps=4, lr=1e-3), progress=False, allow_config_change=True
+    )
+    assert summary["steps"] == 4 and "lr: 0.003 -> 0.001" in caplog.text
+    assert latest_checkpoint(out / "checkpoints").state["config"]["lr"] == 1e-3
+
+
+def test_warm_up_examples_are_prompted_by_the_one_prompt_builder(
+    tiny_dir: Path, tasks_file: Path, tmp_path: Path
+) -> None:
+    from codefalcon.models.generation import encode_prompt
+    from codefalcon.models.prompter import Prompter
+    from codefalcon.rl.sft import _examples
+    from codefalcon.tasks import load_tasks_jsonl
+
+    policy = load_policy(tiny_dir)
+    tasks = {t.task_id: t for t in load_tasks_jsonl(tasks_file) if t.split == "train"}
+    examples, _ = _examples(policy, list(tasks.values())[:6], _config(tiny_dir, tasks_file, tmp_path))
+    assert examples  # some are longer than the tiny model's context and dropped
+    prompter = Prompter.from_policy(policy, 64)  # what RL rollouts and `codefalcon solve` use
+    for example in examples:
+        task = tasks[example.task_id]
+        prompt_ids = encode_prompt(policy.tokenizer, prompter.base(task).text)
+        assert list(example.input_ids[: len(prompt_ids)]) == prompt_ids
+        assert all(label == IGNORE_INDEX for label in example.labels[: len(prompt_ids)])

@@ -32,13 +32,12 @@ def varied_rewards(monkeypatch: pytest.MonkeyPatch) -> None:
     equal rewards; these tests check the loop's mechanics, so the reward gets a bounded extra
     part that depends on the program text (composition keeps failing programs below passing ones).
     """
-    from codefalcon.feedback import Reward, compose
-    from codefalcon.rl import rollout
+    from codefalcon.feedback import Reward, RewardScorer, compose
 
-    def score(self, result, program, task=None):
+    def score(self, task, program, result, judgement=None):
         return compose(result, {"len": Reward((len(program) % 7) / 6, "test")}, {"len": 1.0})
 
-    monkeypatch.setattr(rollout.RewardScorer, "score", score)
+    monkeypatch.setattr(RewardScorer, "score", score)
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +214,39 @@ def test_coderl_with_a_critic_weighs_tokens(tiny_dir: Path, tasks_file: Path, tm
     assert "coderl/return_mean" in record and "loss/coderl/loss" in record
     weights = CriticTokenWeights(critic_dir)
     assert isinstance(weights.critic, Critic)
+
+
+def test_resume_with_another_config_is_refused_naming_the_keys(
+    tiny_dir: Path, tasks_file: Path, tmp_path: Path
+) -> None:
+    from codefalcon.rl.run_dir import ConfigChangedError
+
+    run = {"max_steps": 1, "eval": None}
+    train_rl(_config(tiny_dir, tasks_file, tmp_path, **run), progress=False)
+    changed = {"lr": 2e-3, "grpo": {"mask_truncated": False, "eps_high": 0.3}}
+    with pytest.raises(ConfigChangedError, match=r"lr: 0.001 -> 0.002; grpo.eps_high: 0.28 -> 0.3\. "):
+        train_rl(
+            _config(tiny_dir, tasks_file, tmp_path, **{**run, **changed, "max_steps": 2}), progress=False
+        )
+    # run length and save cadence may change: the same experiment, continued
+    summary = train_rl(
+        _config(tiny_dir, tasks_file, tmp_path, **{**run, "max_steps": 2, "save_every": 1}), False
+    )
+    assert summary["steps"] == 2
+    summary = train_rl(
+        _config(tiny_dir, tasks_file, tmp_path, **{**run, **changed, "max_steps": 3}),
+        progress=False,
+        allow_config_change=True,
+    )
+    assert summary["steps"] == 3
+    assert latest_checkpoint(tmp_path / "checkpoints").state["config"]["grpo"]["eps_high"] == 0.3
+
+
+def test_train_and_sft_commands_take_the_resume_flag() -> None:
+    from typer.testing import CliRunner
+
+    from codefalcon.cli import app
+
+    for command in ("train", "sft"):
+        result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+        assert result.exit_code == 0 and "--allow-config-change" in result.output

@@ -11,7 +11,7 @@ import logging
 
 import typer
 
-from codefalcon.cli import critic, evaluate, memory, models, training
+from codefalcon.cli import critic, evaluate, memory, models, serve, training
 from codefalcon.cli import tasks as tasks_cli
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.command()(evaluate.evaluate)
 app.command()(models.generate)
 app.command()(models.solve)
+app.command()(serve.serve)
 app.command()(training.sft)
 app.command()(training.train)
 app.command()(training.run)

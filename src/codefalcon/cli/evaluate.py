@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from codefalcon.cli.common import (
     pct,
     progress,
 )
+from codefalcon.evaluation.summary import EvalSummary
 
 
 def evaluate(
@@ -102,13 +104,14 @@ def evaluate(
     for s, r in zip(rows, results, strict=True):
         per_task.setdefault(s.task_id, []).append(r)
     summary = summarize(per_task, ks, difficulty_of={tid: by_id[tid].difficulty for tid in per_task})
-    flat = {"n_tasks": summary["n_tasks"], "n_samples": summary["n_samples"]}
-    flat.update({name: est["value"] for name, est in summary["pass_at_k"].items()})
-    flat["verdicts"] = summary["verdicts"]
+    typed = EvalSummary.from_dict(summary)
+    flat: dict[str, Any] = {"n_tasks": typed.n_tasks, "n_samples": typed.n_samples}
+    flat.update({name: est.value for name, est in typed.pass_at_k.items()})
+    flat["verdicts"] = typed.verdicts
     flat["isolation"] = ex.isolation
     write_results(results_path, rows, results)
     flat["results"] = str(results_path)
-    print_summary(summary, results_path)
+    print_summary(typed, results_path)
     if report is not None:
         from codefalcon.evaluation.report import write_evaluation_report
 
@@ -131,33 +134,34 @@ def _canonical_samples(tasks: list[Any]) -> list[Any]:
     return rows
 
 
-def print_summary(summary: dict[str, Any], results_path: Path) -> None:
+def print_summary(summary: Mapping[str, Any] | EvalSummary, results_path: Path) -> None:
+    """The pass@k, accuracy, verdict and per-difficulty tables of one evaluation, on stderr."""
+    if not isinstance(summary, EvalSummary):
+        summary = EvalSummary.from_dict(summary)
     console = Console(stderr=True)
-    table = Table(title=f"{summary['n_tasks']} tasks, {summary['n_samples']} samples")
+    table = Table(title=f"{summary.n_tasks} tasks, {summary.n_samples} samples")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, est in summary["pass_at_k"].items():
-        table.add_row(name, pct(est["value"]) if est["value"] is not None else f"n/a ({est['reason']})")
-    if summary.get("strict_accuracy") is not None:
-        table.add_row("strict accuracy", pct(summary["strict_accuracy"]))
-        table.add_row("avg test pass rate", pct(summary["avg_pass_rate"]))
-    for verdict, n in summary["verdicts"].items():
+    for name, est in summary.pass_at_k.items():
+        table.add_row(name, pct(est.value) if est.value is not None else f"n/a ({est.reason})")
+    if summary.strict_accuracy is not None:
+        table.add_row("strict accuracy", pct(summary.strict_accuracy))
+        table.add_row("avg test pass rate", pct(summary.avg_pass_rate))
+    for verdict, n in summary.verdicts.items():
         if n:
             table.add_row(f"verdict: {verdict}", str(n))
     console.print(table)
-    by_diff = summary.get("by_difficulty") or {}
-    if len(by_diff) > 1:
+    if len(summary.by_difficulty) > 1:
         t = Table(title="by difficulty")
         for col in ("difficulty", "tasks", "pass@1", "strict acc", "avg pass rate"):
             t.add_column(col)
-        for name, row in by_diff.items():
-            p1 = (row.get("pass_at_k") or {}).get("pass@1", {}).get("value")
+        for name, row in summary.by_difficulty.items():
             t.add_row(
                 name,
-                str(row["n_tasks"]),
-                pct(p1),
-                pct(row.get("strict_accuracy")),
-                pct(row.get("avg_pass_rate")),
+                str(row.n_tasks),
+                pct(row.pass_at(1)),
+                pct(row.strict_accuracy),
+                pct(row.avg_pass_rate),
             )
         console.print(t)
     console.print(f"per-sample results: {results_path}")

@@ -20,6 +20,14 @@ from codefalcon.cli.common import (
     fail,
     print_result,
 )
+from codefalcon.cli.serve import (
+    Backend,
+    BackendOption,
+    BackendThreadsOption,
+    BackendUrlOption,
+    backend_options,
+    build_backend,
+)
 
 app = typer.Typer(help="Build and inspect policies.", no_args_is_help=True)
 
@@ -65,6 +73,9 @@ def generate(
     device: Annotated[
         str, typer.Option(help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
     ] = "auto",
+    backend: BackendOption = Backend.hf,
+    backend_url: BackendUrlOption = None,
+    backend_threads: BackendThreadsOption = None,
 ) -> None:
     """Sample N programs per task into a samples JSONL that `codefalcon evaluate` reads.
 
@@ -80,6 +91,7 @@ def generate(
     if dtype not in ("float32", "bfloat16"):
         raise fail(f"--dtype must be float32 or bfloat16, got {dtype!r}")
     output_file("--out", out, {"--data": data}, creates_folder=True)  # appended to, so never the data
+    engine_options = backend_options(backend, backend_url, backend_threads)  # checked before the load
     try:
         params = SamplingParams(
             temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed
@@ -99,7 +111,11 @@ def generate(
     except (FileNotFoundError, ValueError) as e:
         raise fail(f"--model: {e}") from None
     err.print(f"{policy.name}: {policy.kind}, {'chat' if policy.is_chat else 'no chat template'}")
-    stats = generate_samples(policy, tasks, n, params, out, batch_size=batch_size)
+    engine = build_backend(engine_options, policy, batch_size, seed)
+    try:
+        stats = generate_samples(policy, tasks, n, params, out, backend=engine, batch_size=batch_size)
+    finally:
+        engine.close()
     err.print(
         f"{stats.samples_written} samples for {stats.tasks - stats.tasks_skipped} tasks "
         f"({stats.tasks_skipped} already done), {stats.tokens} tokens in {stats.seconds:.1f} s = "
@@ -183,6 +199,9 @@ def solve(
     max_new_tokens: Annotated[int, typer.Option(help="Token budget per generation.")] = 512,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Sequences per generate call.")] = 16,
+    backend: BackendOption = Backend.hf,
+    backend_url: BackendUrlOption = None,
+    backend_threads: BackendThreadsOption = None,
 ) -> None:
     """Solve tasks with an inference strategy under a fixed generation budget; pass@1 and n@k.
 
@@ -200,6 +219,7 @@ def solve(
         "retrieve_k": retrieve_k, "max_similarity": max_similarity,
         "max_example_similarity": max_example_similarity, "temperature": temperature,
         "max_new_tokens": max_new_tokens, "seed": seed, "batch_size": batch_size,
+        "backend": backend_options(backend, backend_url, backend_threads),
     }  # fmt: skip
     config = options_model(SolveConfig, options)
     output_file("--out", out, {"--data": data}, creates_folder=True)

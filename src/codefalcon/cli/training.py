@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,10 +23,22 @@ OverridesArgument = Annotated[
     ),
 ]
 PrintOption = Annotated[bool, typer.Option("--print-config", help="Print the resolved config and exit.")]
+AllowChangeOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-config-change",
+        help="Resume a run even if its checkpoint was trained with a different config (the "
+        "differing keys are logged). Without it such a resume is refused, naming the keys; run "
+        "length, save/eval cadence, device and workers may always change.",
+    ),
+]
 
 
 def sft(
-    config: ConfigOption = None, overrides: OverridesArgument = None, print_config: PrintOption = False
+    config: ConfigOption = None,
+    overrides: OverridesArgument = None,
+    print_config: PrintOption = False,
+    allow_config_change: AllowChangeOption = False,
 ) -> None:
     """Supervised warm-up: fine-tune a policy on reference solutions (CodeRL's first stage).
 
@@ -35,19 +48,24 @@ def sft(
     """
     from codefalcon.rl.sft import SFTConfig, train_sft
 
-    summary = run_recipe(SFTConfig, train_sft, config, overrides or [], print_config)
+    if _launched_rank() is not None:
+        raise fail("codefalcon sft runs as one process: start it without torchrun / accelerate launch")
+    recipe = functools.partial(train_sft, allow_config_change=allow_config_change)
+    summary = run_recipe(SFTConfig, recipe, config, overrides or [], print_config)
     if summary is not None:
         _print_run_summary(summary)
 
 
 def _print_run_summary(summary: dict) -> None:
     from codefalcon.cli.evaluate import print_summary
+    from codefalcon.evaluation.summary import EvalSummary
 
     evaluation = summary.pop("eval", None)
     err.print(summary)
     if evaluation is not None:
         print_summary(evaluation, Path(summary["final_model"]).parent / "eval" / "results.jsonl")
-        summary["eval"] = {name: est["value"] for name, est in evaluation["pass_at_k"].items()}
+        typed = EvalSummary.from_dict(evaluation, "sft: eval")
+        summary["eval"] = {name: est.value for name, est in typed.pass_at_k.items()}
     print(json.dumps(summary))
 
 
@@ -55,24 +73,51 @@ def train(
     config: ConfigOption = None,
     overrides: OverridesArgument = None,
     algo: Annotated[
-        str | None, typer.Option(help="coderl, ppo, grpo or rloo (overrides the config's algo).")
+        str | None, typer.Option(help="coderl, ppo, grpo, rloo or falcon (overrides the config's algo).")
     ] = None,
     print_config: PrintOption = False,
+    allow_config_change: AllowChangeOption = False,
 ) -> None:
     """RL fine-tuning from execution feedback: sample -> execute -> reward -> update.
 
-    One loop for CodeRL (critic-weighted policy gradient vs a greedy baseline, alternating with
-    CE), PPO (value head, GAE, clipped losses, adaptive KL) and GRPO / RLOO (group-relative
-    advantages, clip-higher, token-level loss). Greedy held-out pass@1 before and after; metrics
-    in metrics.jsonl and TensorBoard; checkpoints resume exactly after a kill.
+    One recipe per algorithm (src/codefalcon/rl/recipes/): CodeRL (critic-weighted policy
+    gradient vs a greedy baseline, alternating with CE), PPO (value head, GAE, clipped losses,
+    adaptive KL), GRPO / RLOO (group-relative advantages, clip-higher, token-level loss) and
+    FALCON (memory in the prompts, per-task adaptation, Reptile outer step). Greedy held-out
+    pass@1 before and after; metrics in metrics.jsonl and TensorBoard; checkpoints resume
+    exactly after a kill. Under torchrun or
+    accelerate launch, GRPO, RLOO, PPO and CodeRL train data-parallel (docs/scaling.md).
     """
     from codefalcon.rl.train import train_rl
     from codefalcon.rl.train_config import TrainConfig
 
     extra = [f"algo={algo}"] if algo else []
-    summary = run_recipe(TrainConfig, train_rl, config, [*(overrides or []), *extra], print_config)
+    recipe = functools.partial(train_rl, allow_config_change=allow_config_change)
+    local_rank = _launched_rank()
+    if local_rank is None:
+        summary = run_recipe(TrainConfig, recipe, config, [*(overrides or []), *extra], print_config)
+    else:  # one of several processes started by torchrun / accelerate launch (docs/scaling.md)
+        from codefalcon.rl.distributed import current_world, join_process_group, leave_process_group
+
+        join_process_group(local_rank)
+        writer = current_world().is_writer
+        try:
+            summary = run_recipe(TrainConfig, recipe, config, [*(overrides or []), *extra], print_config)
+        finally:
+            leave_process_group()
+        if not writer:  # rank 0 prints the summary
+            return
     if summary is not None:
         print_result(summary)
+
+
+def _launched_rank() -> int | None:
+    """This process's LOCAL_RANK when a launcher started several (WORLD_SIZE > 1), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def run_recipe(
@@ -104,6 +149,7 @@ def run(
         ),
     ] = None,
     print_config: PrintOption = False,
+    allow_config_change: AllowChangeOption = False,
 ) -> None:
     """The whole pipeline as one resumable job, ending with an HTML report.
 
@@ -119,7 +165,11 @@ def run(
     if config is None:
         return
     try:
-        summary = run_pipeline(config, say=lambda text: err.print(text, highlight=False, markup=False))
+        summary = run_pipeline(
+            config,
+            say=lambda text: err.print(text, highlight=False, markup=False),
+            allow_config_change=allow_config_change,
+        )
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
     err.print(f"[bold]report:[/] {summary['report']}")

@@ -15,7 +15,7 @@ from typing import Any
 from codefalcon.evaluation.metrics import summarize
 from codefalcon.evaluation.samples import read_samples, write_results
 from codefalcon.execution import Executor, ExecutorConfig
-from codefalcon.models import Policy, Prompt, SamplingParams, generate_samples
+from codefalcon.models import GenerationBackend, Policy, Prompt, SamplingParams, generate_samples
 from codefalcon.tasks.record import Task
 
 
@@ -32,18 +32,29 @@ def evaluate_policy(
     batch_size: int = 16,
     progress: bool = True,
     prompt_for: Callable[[Task], Prompt] | None = None,
+    backend: GenerationBackend | None = None,
 ) -> dict[str, Any]:
     """Sample ``n`` programs per task, run them against the hidden tests, return the summary.
 
     The summary is `summarize`'s (pass@k, verdicts, per-difficulty tables) plus generation
     figures (``tokens_per_second``, ``samples_truncated``). Pass a running ``executor`` to reuse
     its warm workers; otherwise one is started from ``executor_config`` and closed after.
+    ``backend``: the engine that samples (`codefalcon.models.make_backend`; default HF generate
+    on ``policy``), e.g. the RL run's own engine after its last ``sync``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples_path = out / "samples.jsonl"
     stats = generate_samples(
-        policy, tasks, n, params, samples_path, progress, batch_size=batch_size, prompt_for=prompt_for
+        policy,
+        tasks,
+        n,
+        params,
+        samples_path,
+        progress,
+        backend=backend,
+        batch_size=batch_size,
+        prompt_for=prompt_for,
     )
     by_id = {task.task_id: task for task in tasks}
     rows = [s for s in read_samples(samples_path, by_id) if s.completion_id < n]

@@ -19,6 +19,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from codefalcon.evaluation.paired import paired_gain
 from codefalcon.evaluation.report_data import (
     Evaluation,
     Metrics,
@@ -40,6 +41,7 @@ from codefalcon.evaluation.report_html import (
     value_of,
 )
 from codefalcon.evaluation.report_svg import VERDICT_COLOURS, line_chart, stacked_chart
+from codefalcon.evaluation.samples import SamplesError, read_results, solved_tasks
 
 _KL = re.compile(r"(^|[/_.])kl([/_.]|$)", re.IGNORECASE)
 
@@ -144,6 +146,7 @@ def evaluations_section(evaluations: Sequence[Evaluation]) -> str:
         html += "<h3 id='before-after'>Before and after training</h3>" + comparison_table(
             before.summary, after.summary
         )
+        html += paired_note(before, after)
     else:
         html += na("a before/after comparison needs eval/before/summary.json and eval/after/summary.json.")
     for e in evaluations:
@@ -160,6 +163,24 @@ def evaluations_section(evaluations: Sequence[Evaluation]) -> str:
             )
             html += f'<p class="note">generation: {escape(text)}</p>'
     return html
+
+
+GREEDY_ONLY = "The paired interval is given for greedy evaluations (one sample per task)."
+
+
+def paired_note(before: Evaluation, after: Evaluation) -> str:
+    """The gain on the tasks both evaluations share, with its paired 95% interval and McNemar p."""
+    if before.results_path is None or after.results_path is None:
+        return na("a paired interval needs eval/before/results.jsonl and eval/after/results.jsonl.")
+    try:
+        rows = [read_results(e.results_path) for e in (before, after) if e.results_path]
+        if any(len(r) != len({row.task_id for row in r}) for r in rows):
+            return f'<p class="note">{GREEDY_ONLY}</p>'
+        gain = paired_gain(solved_tasks(rows[0]), solved_tasks(rows[1]))
+    except (SamplesError, ValueError) as e:
+        return na(f"no paired interval: {e}")
+    verdict = "excludes zero" if gain.significant else "includes zero: not beyond noise"
+    return f'<p class="note" id="paired-gain">{escape(gain.describe())}; the interval {verdict}.</p>'
 
 
 def ablation_section(ablation: Mapping[str, Any] | None) -> str:

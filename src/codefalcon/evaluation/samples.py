@@ -149,6 +149,71 @@ def read_samples(
     return samples
 
 
+_RESULT_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("task_id", (str, int)),
+    ("completion_id", int),
+    ("passed", bool),
+    ("verdict", str),
+)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of a results file, as `write_results` writes it (``tests`` kept as dicts)."""
+
+    task_id: str
+    completion_id: int
+    passed: bool
+    verdict: str
+    n_tests: int
+    line: int
+    tests: list[dict[str, Any]] = field(default_factory=list, compare=False)
+
+
+def read_results(path: str | os.PathLike[str]) -> list[ResultRow]:
+    """Every row of a results file (`write_results`, `codefalcon evaluate`), in file order.
+
+    A row missing a field, or with one of the wrong type, is an error naming the file and line.
+    """
+    path = Path(path)
+    rows = []
+    for number, text in _lines(path):
+        record = _parse(path, number, text)
+        for key, kind in (
+            ("task_id", (str, int)),
+            ("completion_id", int),
+            ("passed", bool),
+            ("verdict", str),
+        ):
+            value = record.get(key)
+            if value is None:
+                raise SamplesError(f'{path}:{number}: field "{key}" is missing (is this a results file?)')
+            if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+                raise SamplesError(f'{path}:{number}: field "{key}" has the wrong type: {value!r}')
+        n_tests = record.get("n_tests", 0)
+        tests = record.get("tests")
+        rows.append(
+            ResultRow(
+                task_id=str(record["task_id"]),
+                completion_id=record["completion_id"],
+                passed=record["passed"],
+                verdict=record["verdict"],
+                n_tests=n_tests if isinstance(n_tests, int) else 0,
+                line=number,
+                tests=[t for t in tests if isinstance(t, dict)] if isinstance(tests, list) else [],
+            )
+        )
+    return rows
+
+
+def solved_tasks(rows: Sequence[ResultRow]) -> dict[str, bool]:
+    """Task id -> whether any of its rows passed (greedy runs have one row per task)."""
+    solved: dict[str, bool] = {}
+    for row in rows:
+        solved[row.task_id] = solved.get(row.task_id, False) or row.passed
+    return solved
+
+
 def result_record(sample: Sample, result: ExecutionResult) -> dict[str, Any]:
     """One line of the results file: ``passed`` is true only if every test ran and passed."""
     return {

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from codefalcon.execution.compare import STDOUT_COMPARATORS
 from codefalcon.execution.judge import judge_test, load_failure_verdict
@@ -36,6 +36,9 @@ from codefalcon.execution.sandbox_worker import frame, free_names
 from codefalcon.execution.values import clean_observation, encode
 from codefalcon.tasks.reading import PARSE_LOCK
 from codefalcon.tasks.record import TestStyle, TestSuite
+
+if TYPE_CHECKING:
+    from codefalcon.execution.ray_executor import RayExecutor
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,33 @@ class ExecutorConfig:
     """Results kept in the in-memory cache, keyed by program, tests and limits; 0 disables."""
     compile_timeout: float = 60.0
     """Seconds allowed to compile one C++/Java/JavaScript test program (a JVM starts slowly)."""
+    backend: Literal["local", "ray"] = "local"
+    """Where programs run: "local" (``workers`` sandbox workers here) or "ray" (a pool of sandbox
+    workers on every node of a Ray cluster: ``pip install 'codefalcon[ray]'``, docs/scaling.md).
+    `open_executor` builds the executor this names."""
+    address: str | None = None
+    """Ray only: the cluster to join ("host:port" of the head, or "auto"). None: whatever
+    ``ray.init()`` finds (an existing connection, RAY_ADDRESS, a local ``ray start``) or else a
+    new one-machine cluster."""
+    workers_per_node: int | None = None
+    """Ray only: sandbox workers on each node. None: the node's Ray CPU count (nodes with 0 CPUs,
+    such as a head started with ``--num-cpus=0``, run no programs)."""
+
+    def __post_init__(self) -> None:
+        if self.compare not in STDOUT_COMPARATORS:
+            choices = ", ".join(repr(c) for c in STDOUT_COMPARATORS)
+            raise ValueError(f"compare must be one of {choices}, not {self.compare!r}")
+        if self.backend not in ("local", "ray"):
+            raise ValueError(f"backend must be 'local' or 'ray', not {self.backend!r}")
+        if self.backend == "local" and (self.address is not None or self.workers_per_node is not None):
+            raise ValueError(
+                "address and workers_per_node are Ray settings: set backend='ray', or drop them "
+                "(workers sizes the local pool)"
+            )
+        if self.workers_per_node is not None and self.workers_per_node < 1:
+            raise ValueError(
+                f"workers_per_node must be >= 1 (or None for the node's CPUs), not {self.workers_per_node}"
+            )
 
     def limits(self) -> dict[str, Any]:
         return {
@@ -92,6 +122,62 @@ class ExecutorConfig:
             "nofile": self.nofile,
             "cpu_seconds": self.cpu_seconds,
         }
+
+
+class ResultCache:
+    """Results by job (program, tests, early stop, executor config); the least recently used go.
+
+    Infrastructure errors are never kept (the next run may succeed) and hits come back marked
+    ``cached``. Size ``config.cache_size``; 0 turns it off, and then `key` skips the hashing,
+    which costs as much as a small program's run. Thread-safe.
+    """
+
+    def __init__(self, config: ExecutorConfig) -> None:
+        self.size = config.cache_size
+        self._config_fields = asdict(config)  # frozen: part of every key
+        self._items: OrderedDict[str, ExecutionResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key(self, program: str, tests: TestSuite, stop: bool) -> str:
+        """The job's key ("" when the cache is off)."""
+        if not self.size:
+            return ""
+        blob = json.dumps(
+            [
+                program,
+                tests.style.value,
+                tests.fn_name,
+                tests.setup,
+                [[c.input, c.expected, c.code] for c in tests.cases],
+                stop,
+                self._config_fields,
+            ],
+            default=repr,
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get(self, key: str) -> ExecutionResult | None:
+        if not self.size:
+            return None
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return ExecutionResult(hit.verdict, hit.tests, hit.n_tests, hit.seconds, cached=True)
+        return None
+
+    def put(self, key: str, result: ExecutionResult) -> None:
+        if not self.size or result.verdict is Verdict.INFRASTRUCTURE_ERROR:
+            return
+        with self._lock:
+            self._items[key] = result
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 class WorkerDied(Exception):
@@ -204,17 +290,16 @@ class Executor:
 
     def __init__(self, config: ExecutorConfig | None = None) -> None:
         self.config = config or ExecutorConfig()
-        if self.config.compare not in STDOUT_COMPARATORS:
-            choices = ", ".join(repr(c) for c in STDOUT_COMPARATORS)
-            raise ValueError(f"compare must be one of {choices}, not {self.config.compare!r}")
-        self._config_fields = asdict(self.config)  # frozen: part of every cache key
+        if self.config.backend != "local":
+            backend = self.config.backend
+            raise ValueError(f"Executor runs programs here; for backend={backend!r}, use open_executor")
         self.plan = plan_sandbox(self.config.sandbox, self.config.python, self.config.limits())
         self.tools = find_tools()
         self._jobs: queue.Queue[tuple[str, str, TestSuite, bool, Future[ExecutionResult]] | None] = (
             queue.Queue()
         )
         self._threads: list[threading.Thread] = []
-        self._cache: OrderedDict[str, ExecutionResult] = OrderedDict()
+        self._cache = ResultCache(self.config)
         self._lock = threading.Lock()
 
     @property
@@ -260,12 +345,11 @@ class Executor:
         futures: list[Future[ExecutionResult]] = []
         pending: dict[str, Future[ExecutionResult]] = {}  # identical jobs in one batch run once
         for program, tests in jobs:
-            # Hashing every job costs as much as a small program's run: only with a cache.
-            key = self._key(program, tests, stop_on_first_failure) if self.config.cache_size else ""
+            key = self._cache.key(program, tests, stop_on_first_failure)
             fut = pending.get(key)
             if fut is None:
                 fut = Future()
-                hit = self._cache_get(key)
+                hit = self._cache.get(key)
                 if hit is not None:
                     fut.set_result(hit)
                 else:
@@ -307,44 +391,10 @@ class Executor:
                 info = {"error_type": "HarnessError", "message": message}
                 fut.set_result(self._all_tests(tests, Verdict.RUNTIME_ERROR, stop, info))
             else:
-                self._cache_put(key, result)
+                self._cache.put(key, result)
                 fut.set_result(result)
         if worker is not None:
             worker.close()
-
-    def _key(self, program: str, tests: TestSuite, stop: bool) -> str:
-        blob = json.dumps(
-            [
-                program,
-                tests.style.value,
-                tests.fn_name,
-                tests.setup,
-                [[c.input, c.expected, c.code] for c in tests.cases],
-                stop,
-                self._config_fields,
-            ],
-            default=repr,
-            sort_keys=True,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()
-
-    def _cache_get(self, key: str) -> ExecutionResult | None:
-        if not self.config.cache_size:
-            return None
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return ExecutionResult(hit.verdict, hit.tests, hit.n_tests, hit.seconds, cached=True)
-        return None
-
-    def _cache_put(self, key: str, result: ExecutionResult) -> None:
-        if not self.config.cache_size or result.verdict is Verdict.INFRASTRUCTURE_ERROR:
-            return
-        with self._lock:
-            self._cache[key] = result
-            while len(self._cache) > self.config.cache_size:
-                self._cache.popitem(last=False)
 
     def _run_in_slot(
         self, worker: WorkerProcess | None, program: str, tests: TestSuite, stop: bool
@@ -503,6 +553,24 @@ _ENDS_HOST = {"timeout", "died", "memory", "invalid", "worker_error"}
 
 class HarnessBroken(RuntimeError):
     """The executor itself cannot run programs (no worker starts): not any program's fault."""
+
+
+def open_executor(config: ExecutorConfig | None = None) -> Executor | RayExecutor:
+    """The executor ``config.backend`` names: a local `Executor` or a `RayExecutor` on a cluster.
+
+    Both offer `run`, `run_batch`, `isolation`, `close` and the context manager, with the same
+    verdicts, so callers switch by config alone:
+
+    >>> with open_executor(ExecutorConfig(workers=1)) as ex:
+    ...     type(ex).__name__
+    'Executor'
+    """
+    config = config or ExecutorConfig()
+    if config.backend == "ray":
+        from codefalcon.execution.ray_executor import RayExecutor  # Ray is optional
+
+        return RayExecutor(config)
+    return Executor(config)
 
 
 @lru_cache(maxsize=4096)

@@ -7,6 +7,8 @@
   OpenAI-compatible endpoint or a local policy;
 - `codefalcon.feedback.compose`: weighted composition in which a failing program never
   outscores a passing one;
+- `codefalcon.feedback.scorer`: `RewardScorer`, the picklable reward of an executed program
+  that `codefalcon train` uses (unit tests, static, PPOCoder and judge components);
 - `codefalcon.feedback.trl_rewards`: all of the above as picklable TRL reward functions;
 - `codefalcon.feedback.code_match`: CodeBLEU's AST and data-flow match and static metrics for
   Python, C++, Java and JavaScript (tree-sitter);
@@ -46,6 +48,7 @@ from codefalcon.feedback.ppocoder import (
     python_compiler_reward,
 )
 from codefalcon.feedback.record import Reward, RewardBreakdown
+from codefalcon.feedback.scorer import RewardScorer
 from codefalcon.feedback.static import (
     RUFF_RULES,
     complexity_reward,
@@ -97,6 +100,7 @@ __all__ = [
     "PolicyChat",
     "Reward",
     "RewardBreakdown",
+    "RewardScorer",
     "StaticReward",
     "TaskSource",
     "UnitTestReward",

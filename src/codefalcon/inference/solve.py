@@ -41,6 +41,7 @@ from codefalcon.inference.strategies import (
     run_strategy,
 )
 from codefalcon.memory.options import ExampleFilterOptions
+from codefalcon.models.backends import BackendOptions
 from codefalcon.tasks.record import Task
 from codefalcon.tasks.registry import BenchmarkName
 
@@ -106,6 +107,8 @@ class SolveConfig(ExampleFilterOptions):
     "cuda:N"."""
     timeout: float = Field(4.0, gt=0)
     """Seconds per test."""
+    backend: BackendOptions = Field(default_factory=BackendOptions)
+    """Generation engine (hf, ctranslate2, vllm, openai + url) and its settings (docs/models.md)."""
 
     @model_validator(mode="after")
     def _check(self) -> SolveConfig:
@@ -251,7 +254,7 @@ def solve_main(config: SolveConfig | dict[str, Any]) -> dict[str, Any]:
     """`codefalcon solve`: load the policy, tasks, critic and memory named by ``config`` and `solve`."""
     from codefalcon.inference.scorer import CriticScorer
     from codefalcon.memory import LongTermMemory
-    from codefalcon.models import HFBackend, load_policy
+    from codefalcon.models import load_policy, make_backend
     from codefalcon.models.prompter import Prompter
     from codefalcon.tasks.registry import load_benchmark
 
@@ -260,7 +263,7 @@ def solve_main(config: SolveConfig | dict[str, Any]) -> dict[str, Any]:
     tasks = load_benchmark(config.benchmark, config.data, config.split, **languages)
     tasks = tasks[: config.limit] if config.limit else tasks
     policy = load_policy(config.model, device=config.device)
-    backend = HFBackend(policy, batch_size=config.batch_size)
+    backend = make_backend(config.backend, policy, batch_size=config.batch_size, seed=config.seed)
     prompter = Prompter.from_policy(policy, config.max_new_tokens)
     scorer = (
         CriticScorer.load(str(config.critic), device=config.device) if config.critic is not None else None
@@ -274,5 +277,6 @@ def solve_main(config: SolveConfig | dict[str, Any]) -> dict[str, Any]:
         with Executor(ExecutorConfig(workers=config.workers, timeout=config.timeout)) as executor:
             return solve(config, tasks, backend, prompter, executor, scorer=scorer, memory=memory)
     finally:
+        backend.close()
         if memory is not None:
             memory.close()

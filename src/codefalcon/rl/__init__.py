@@ -1,19 +1,29 @@
 """RL for code models: losses, advantages and KL control as pure functions (see docs/rl.md).
 
+The pure functions live in `codefalcon.rl.losses`; the training recipes, one per algorithm, in
+`codefalcon.rl.recipes` (entry point: `codefalcon.rl.train.train_rl`).
+
 Every function takes tensors and masks and returns tensors, or a scalar loss plus a frozen stats
 record of detached floats; none knows where samples came from, what device it runs on, or any
 config. Per-token tensors are (B, T) with a (B, T) mask (1 = real token); per-sample ones (B,).
 """
 
-from codefalcon.rl.coderl import (
-    CEStats,
+from codefalcon.rl.logprobs import (
+    completion_forward,
+    completion_logits,
+    completion_logprobs,
+    entropy_from_logits,
+    gather_logprobs,
+    sequence_logprobs,
+)
+from codefalcon.rl.losses.ce import masked_token_cross_entropy
+from codefalcon.rl.losses.coderl import (
     PGStats,
     coderl_pg_loss,
     coderl_token_returns,
     observed_outcome_probs,
-    token_ce_loss,
 )
-from codefalcon.rl.grpo import (
+from codefalcon.rl.losses.grpo import (
     Aggregate,
     ConstantNormalizer,
     GroupStats,
@@ -24,7 +34,7 @@ from codefalcon.rl.grpo import (
     sequence_mean,
     token_mean,
 )
-from codefalcon.rl.kl import (
+from codefalcon.rl.losses.kl import (
     AdaptiveKLController,
     FixedKLController,
     KLController,
@@ -34,15 +44,7 @@ from codefalcon.rl.kl import (
     kl_k3,
     kl_penalty_rewards,
 )
-from codefalcon.rl.logprobs import (
-    completion_forward,
-    completion_logits,
-    completion_logprobs,
-    entropy_from_logits,
-    gather_logprobs,
-    sequence_logprobs,
-)
-from codefalcon.rl.masked import (
+from codefalcon.rl.losses.masked import (
     last_valid_index,
     masked_count,
     masked_mean,
@@ -50,7 +52,7 @@ from codefalcon.rl.masked import (
     masked_var,
     masked_whiten,
 )
-from codefalcon.rl.ppo import (
+from codefalcon.rl.losses.ppo import (
     PolicyStats,
     ValueStats,
     explained_variance,
@@ -58,12 +60,12 @@ from codefalcon.rl.ppo import (
     ppo_policy_loss,
     ppo_value_loss,
 )
+from codefalcon.rl.reptile import reptile_gradients
 from codefalcon.rl.stats import to_metrics
 
 __all__ = [
     "AdaptiveKLController",
     "Aggregate",
-    "CEStats",
     "ConstantNormalizer",
     "FixedKLController",
     "GRPOStats",
@@ -92,15 +94,16 @@ __all__ = [
     "masked_count",
     "masked_mean",
     "masked_sum",
+    "masked_token_cross_entropy",
     "masked_var",
     "masked_whiten",
     "observed_outcome_probs",
     "ppo_policy_loss",
     "ppo_value_loss",
+    "reptile_gradients",
     "rloo_advantages",
     "sequence_logprobs",
     "sequence_mean",
     "to_metrics",
-    "token_ce_loss",
     "token_mean",
 ]

@@ -5,11 +5,15 @@ Layout under a run's ``checkpoints/`` folder, one folder per optimiser step::
     step-000120/
         model/        save_pretrained output (a full model with its tokenizer, or a peft adapter)
         trainer.pt    optimiser and scheduler state dicts, RNG states, extra tensors
-        state.json    step, data position, anything JSON the recipe wants back
+        state.json    step, data position, the resolved config, anything JSON the recipe wants back
 
 A checkpoint is written into ``step-000120.tmp`` and renamed when complete, so a kill at any
 moment leaves either the previous checkpoints or the new one, never a half-written folder that
 `latest_checkpoint` would pick. Older ones beyond ``keep`` are deleted after the rename.
+
+A run resumed with another config than its checkpoint's would continue a different experiment
+under the old one's name, so `config_changes` names what differs and the recipes refuse it
+(`codefalcon.rl.run_dir.open_run`) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,3 +154,42 @@ def _fsync_tree(folder: Path) -> None:
         if path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
+
+
+_ABSENT = "(absent)"
+
+
+def config_changes(
+    saved: Mapping[str, Any], current: Mapping[str, Any], may_change: Collection[str] = ()
+) -> list[str]:
+    """What differs between two configs (``model_dump(mode="json")`` dicts), as ``key: old -> new``.
+
+    Keys are dotted (``grpo.eps_high``), in the config's order; a key in only one config shows
+    ``(absent)`` on the other side. Keys in ``may_change``, and every key under one of them, are
+    left out. Example: ``config_changes({"lr": 0.001, "grpo": {"beta": 0.0}, "max_steps": 4},
+    {"lr": 0.002, "grpo": {"beta": 0.1}, "max_steps": 8}, {"max_steps"})`` ->
+    ``["lr: 0.001 -> 0.002", "grpo.beta: 0.0 -> 0.1"]``.
+    """
+    changes: list[str] = []
+    _diff("", saved, current, frozenset(may_change), changes)
+    return changes
+
+
+def _diff(key: str, old: Any, new: Any, may_change: frozenset[str], out: list[str]) -> None:
+    if key and any(key == k or key.startswith(f"{k}.") for k in may_change):
+        return
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for name in dict.fromkeys([*old, *new]):
+            _diff(
+                f"{key}.{name}" if key else str(name),
+                old.get(name, _ABSENT),
+                new.get(name, _ABSENT),
+                may_change,
+                out,
+            )
+    elif old != new:
+        out.append(f"{key}: {_shown(old)} -> {_shown(new)}")
+
+
+def _shown(value: Any) -> str:
+    return value if value == _ABSENT else json.dumps(value)

@@ -1,6 +1,6 @@
 """Prompts with long-term memory: solved similar training tasks put before the task.
 
-Used by FALCON's rollouts (`codefalcon.rl.falcon`), by the retrieval-aware warm-up
+Used by FALCON's rollouts (`codefalcon.rl.recipes.falcon`), by the retrieval-aware warm-up
 (`SFTConfig.memory_context`) so the policy has seen such prompts before RL, and by held-out
 evaluation of a FALCON policy. A model never trained with retrieved context in its prompt is
 hurt by it (the SFT tiny model falls from 10% to 0% greedy pass@1 on 100 held-out tasks when two
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from codefalcon.execution import Executor, ExecutorConfig
+from codefalcon.execution import ExecutorConfig, open_executor
 from codefalcon.memory import Attempt, ExampleFilter, LongTermMemory, load_embedder
 from codefalcon.memory.record import NO_FILTER
 from codefalcon.models import Policy, Prompt
@@ -66,7 +66,7 @@ def store_references(memory: LongTermMemory, tasks: Sequence[Task], executor_con
     todo = [t for t in tasks if t.solutions and not memory.has_task(t.task_id)]
     if not todo:
         return 0
-    with Executor(executor_config) as executor:
+    with open_executor(executor_config) as executor:
         results = executor.run_batch([(t.runnable(t.solutions[0]), t.tests) for t in todo])
     memory.add(
         Attempt.from_execution(t, t.solutions[0], r, model_step=0) for t, r in zip(todo, results, strict=True)

@@ -18,11 +18,21 @@ class MetricsLog:
     """Append-only ``metrics.jsonl`` plus an optional TensorBoard writer.
 
     ``resume_step``: the step of the checkpoint being resumed (None for a fresh run, which
-    starts a new file).
+    starts a new file). ``writer`` False (ranks other than 0 of a multi-process run): log nothing.
     """
 
-    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        resume_step: int | None = None,
+        tensorboard: bool = True,
+        writer: bool = True,
+    ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
+        self.writer = writer
+        self._tb = None
+        if not writer:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
             self.path.write_text("", encoding="utf-8")
@@ -31,6 +41,8 @@ class MetricsLog:
         self._tb = _tensorboard_writer(Path(run_dir) / "tb") if tensorboard else None
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

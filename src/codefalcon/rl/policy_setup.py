@@ -1,13 +1,18 @@
-"""Loading the policy a recipe trains: full weights or a LoRA adapter, fresh or from a checkpoint."""
+"""Loading the policy a recipe trains (full weights or a LoRA adapter, fresh or from a checkpoint)
+and the frozen reference it is held to."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
 from codefalcon.configs import StrictModel
-from codefalcon.models.loading import LoraSpec, Policy, load_policy
+from codefalcon.models.loading import LoraSpec, Policy, load_policy, model_device
 
 
 class LoraOptions(StrictModel):
@@ -46,3 +51,23 @@ def load_trainable_policy(
     if checkpoint_model is not None:
         return load_policy(model, dtype=dtype, lora=checkpoint_model, train_adapter=True, device=device)
     return load_policy(model, dtype=dtype, lora=lora.spec(), device=device)
+
+
+Reference = Callable[[], AbstractContextManager[Any]]
+"""Enters a context that gives the frozen reference model."""
+
+
+def frozen_reference(policy: Policy, model: str, dtype: str, lora: bool) -> Reference:
+    """A context giving the frozen start policy: with LoRA, the base with the adapter disabled
+    (no second copy in memory); otherwise a frozen copy of ``model`` on the policy's device."""
+    if lora:
+        return lambda: _adapter_disabled(policy.model)
+    reference = load_policy(model, dtype=dtype, device=model_device(policy.model))
+    frozen = reference.model.eval().requires_grad_(False)
+    return lambda: contextlib.nullcontext(frozen)
+
+
+@contextlib.contextmanager
+def _adapter_disabled(model: Any) -> Iterator[Any]:
+    with model.disable_adapter():
+        yield model

@@ -9,6 +9,7 @@ samples of task ``g`` (the layout `group_advantages` expects).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -17,59 +18,11 @@ import torch
 from torch import Tensor
 
 from codefalcon.execution import ExecutionResult, Executor
-from codefalcon.feedback import (
-    UNIT_TEST_RULES,
-    Reward,
-    RewardBreakdown,
-    complexity_reward,
-    compose,
-    maintainability_reward,
-    ppocoder_components,
-    ruff_reward,
-)
-from codefalcon.models import (
-    Completion,
-    HFBackend,
-    Policy,
-    SamplingParams,
-    build_policy_prompt,
-    extract_program,
-)
+from codefalcon.feedback import RewardBreakdown, RewardScorer
+from codefalcon.models import Completion, HFBackend, SamplingParams, extract_program
 from codefalcon.models.generation import pad_rows
 from codefalcon.models.prompts import Prompt
 from codefalcon.tasks.record import Task
-
-PPOCODER_PARTS = frozenset({"compiler", "ast_match", "dataflow_match"})
-"""Reward components that need the task's reference and language (`ppocoder_components`)."""
-STATIC_REWARDS: dict[str, Callable[[str], Reward]] = {
-    "ruff": ruff_reward,
-    "complexity": complexity_reward,
-    "maintainability": maintainability_reward,
-}
-
-
-@dataclass(frozen=True)
-class RewardScorer:
-    """Execution result + program -> `RewardBreakdown` (unit-test mode plus weighted static parts)."""
-
-    unit_tests: str = "binary"
-    static_weights: dict[str, float] | None = None
-    aux_share: float = 0.5
-
-    @property
-    def runs_all_tests(self) -> bool:
-        return UNIT_TEST_RULES[self.unit_tests].runs_all_tests
-
-    def score(self, result: ExecutionResult, program: str, task: Task | None = None) -> RewardBreakdown:
-        weights = {k: v for k, v in (self.static_weights or {}).items() if v > 0}
-        auxiliaries = {name: STATIC_REWARDS[name](program) for name in weights if name in STATIC_REWARDS}
-        if task is not None and PPOCODER_PARTS & weights.keys():
-            # PPOCoder's signals against the task's reference, in the task's language.
-            reference = task.solutions[0] if task.solutions else None
-            parts = ppocoder_components(program, reference, task.tests.language, result)
-            auxiliaries |= {name: parts[name] for name in PPOCODER_PARTS & weights.keys()}
-        rule = UNIT_TEST_RULES[self.unit_tests]
-        return compose(result, auxiliaries, weights, rule=rule, aux_share=self.aux_share)
 
 
 @dataclass(frozen=True)
@@ -104,19 +57,35 @@ class Rollouts:
     def size(self) -> int:
         return len(self.tasks)
 
+    def loss_mask(self, drop_truncated: bool = False) -> Tensor:
+        """(B, C) bool: the sampled tokens that carry loss. Rows with a missing reward never do;
+        with ``drop_truncated``, neither do samples cut at the token budget (overlong filtering)."""
+        mask = self.completion_mask.bool() & self.reward_valid.unsqueeze(1)
+        return mask & ~self.truncated.unsqueeze(1) if drop_truncated else mask
+
     def to(self, device: torch.device | str) -> Rollouts:
         """The same rollouts with every tensor on ``device`` (the model's, for the update)."""
         return replace(self, **{k: v.to(device) for k, v in vars(self).items() if isinstance(v, Tensor)})
 
     def rows(self, index: Sequence[int]) -> Rollouts:
-        """The rollouts of the given rows (for micro-batches); tensors are sliced, not copied."""
+        """The rollouts of the given rows (for micro-batches); tensors are sliced, not copied.
+
+        Prompt columns that are padding in every chosen row are dropped (prompts are left-padded
+        and positions count from each row's first token, so the outputs are the same), so a
+        micro-batch costs what its own prompts need, and the same rows give the same shapes
+        however the step's rows were split: one process or several (`codefalcon.rl.distributed`).
+        """
         i = torch.as_tensor(list(index), dtype=torch.long, device=self.rewards.device)
         pick = [self.tasks[k] for k in index]
+        prompt_mask = self.prompt_mask[i]
+        first = 0  # the first column some chosen row has a prompt token in (meta tensors: no data)
+        if prompt_mask.numel() and prompt_mask.device.type != "meta":
+            first = prompt_mask.shape[1] - int(prompt_mask.sum(dim=1).max())
         return replace(
             self,
             tasks=tuple(pick),
-            prompt_ids=self.prompt_ids[i],
-            prompt_mask=self.prompt_mask[i],
+            prompt_ids=self.prompt_ids[i][:, first:],
+            prompt_mask=prompt_mask[:, first:],
             completion_ids=self.completion_ids[i],
             completion_mask=self.completion_mask[i],
             truncated=self.truncated[i],
@@ -138,23 +107,31 @@ class RolloutTimes:
     execution_wait: float
     """Seconds the loop waited for execution after generation ended (the part not overlapped)."""
 
+    def metrics(self) -> dict[str, float]:
+        return {
+            "time/generation": self.generation,
+            "time/execution": self.execution,
+            "time/execution_wait": self.execution_wait,
+        }
+
 
 def collect_rollouts(
-    policy: Policy,
     backend: HFBackend,
-    tasks: Sequence[Task],
-    group_size: int,
-    params: SamplingParams,
     executor: Executor,
     scorer: RewardScorer,
+    tasks: Sequence[Task],
+    prompt_for: Callable[[Task], Prompt],
+    params: SamplingParams,
+    group_size: int,
     batch_size: int,
-    prompt_for: Callable[[Task], Prompt] | None = None,
 ) -> tuple[Rollouts, RolloutTimes]:
     """Sample ``group_size`` programs per task, execute and score them; see the module docstring.
 
-    ``prompt_for``: how to prompt a task (default `build_policy_prompt`; FALCON adds memory).
+    ``prompt_for``: the task's prompt (`Prompter.base`, or FALCON's `MemoryPrompts`); generation
+    goes to ``backend`` and programs to ``executor`` (both the caller's, so a recipe can swap
+    either); ``batch_size``: sequences per generation chunk.
     """
-    prompts = [prompt_for(task) if prompt_for else build_policy_prompt(task, policy) for task in tasks]
+    prompts = [prompt_for(task) for task in tasks]
     per_chunk = max(1, batch_size // group_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-exec")
     completions: list[list[Completion]] = []
@@ -183,24 +160,23 @@ def collect_rollouts(
         pool.shutdown(wait=True)
     results = [r for rs, _ in done for r in rs]
     flat = [(tasks[g], prompts[g], c) for g, cs in enumerate(completions) for c in cs]
-    breakdowns = [scorer.score(r, p, row[0]) for r, p, row in zip(results, programs, flat, strict=True)]
-    rollouts = _tensorize(backend, flat, programs, results, breakdowns, params, group_size)
+    breakdowns = scorer([task for task, _, _ in flat], programs, results)
+    rollouts = tensorize_rollouts(backend, flat, programs, results, breakdowns, params, group_size)
     return rollouts, RolloutTimes(generation, sum(s for _, s in done), wait)
 
 
 def greedy_rewards(
-    policy: Policy,
     backend: HFBackend,
-    tasks: Sequence[Task],
-    params: SamplingParams,
     executor: Executor,
     scorer: RewardScorer,
-    prompt_for: Callable[[Task], Prompt] | None = None,
+    tasks: Sequence[Task],
+    prompt_for: Callable[[Task], Prompt],
+    params: SamplingParams,
 ) -> Tensor:
     """(T,) reward of each task's greedy decode: CodeRL's baseline (missing rewards count as 0)."""
     greedy = replace(params, temperature=0.0)
     rollouts, _ = collect_rollouts(
-        policy, backend, tasks, 1, greedy, executor, scorer, backend.batch_size, prompt_for
+        backend, executor, scorer, tasks, prompt_for, greedy, 1, backend.batch_size
     )
     return torch.where(rollouts.reward_valid, rollouts.rewards, torch.zeros_like(rollouts.rewards))
 
@@ -225,26 +201,34 @@ def _run(executor: Executor, jobs: list, stop_early: bool) -> tuple[list[Executi
     return results, time.perf_counter() - t0
 
 
-def _tensorize(
+def tensorize_rollouts(
     backend: HFBackend,
-    flat: list[tuple[Task, Prompt, Completion]],
-    programs: list[str],
-    results: list[ExecutionResult],
-    breakdowns: list[RewardBreakdown],
+    flat: Sequence[tuple[Task, Prompt, Completion]],
+    programs: Sequence[str],
+    results: Sequence[ExecutionResult],
+    breakdowns: Sequence[RewardBreakdown],
     params: SamplingParams,
     group_size: int,
 ) -> Rollouts:
-    """Pad prompts on the left and completions on the right; fill missing rewards (see `Rollouts`)."""
+    """Lay out scored samples as `Rollouts` (rows group-major, as ``flat`` is).
+
+    Prompts are encoded as generation saw them (``backend.encode``) and left-padded; completions
+    are the sampled ids plus the eos the model produced (``ended_by_eos``), right-padded; an empty
+    sample becomes a lone eos, so every row has a token to train on. ``truncated``: the sample hit
+    ``max_new_tokens``. A missing reward (total None) takes the mean of its group's present ones
+    (0 if none is present) and its row is marked invalid (`Rollouts.loss_mask` drops it), so the
+    group's advantages stay those of the rewards that exist.
+    """
     eos = backend.eos_ids[0]
     prompt_rows = [backend.encode(prompt.text, params.max_new_tokens)[0] for _, prompt, _ in flat]
     completion_rows = [list(c.token_ids) + ([eos] if c.ended_by_eos else []) for _, _, c in flat]
-    completion_rows = [row or [eos] for row in completion_rows]  # an empty sample still ends somewhere
+    completion_rows = [row or [eos] for row in completion_rows]
     prompt_ids, prompt_mask = pad_rows(prompt_rows, backend.pad_id, left=True)
     completion_ids, completion_mask = pad_rows(completion_rows, backend.pad_id, left=False)
     totals = [b.total for b in breakdowns]
     valid = torch.tensor([t is not None for t in totals])
     rewards = torch.tensor([t if t is not None else 0.0 for t in totals], dtype=torch.float32)
-    for g in range(0, len(totals), group_size):  # missing rewards take their group's mean
+    for g in range(0, len(totals), group_size):
         group = slice(g, g + group_size)
         if valid[group].any() and not valid[group].all():
             mean = rewards[group][valid[group]].mean()
@@ -263,3 +247,44 @@ def _tensorize(
         rewards=rewards,
         reward_valid=valid,
     )
+
+
+def rollout_metrics(rollouts: Rollouts) -> dict[str, float]:
+    """Reward per component, pass rate, verdict mix, lengths and truncation of one step's samples."""
+    record: dict[str, float] = {}
+    sums: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for breakdown in rollouts.breakdowns:
+        for key, value in breakdown.metrics().items():
+            sums[key] += value
+            counts[key] += 1
+    record.update({key: sums[key] / counts[key] for key in sums})
+    record.setdefault("reward/total", 0.0)
+    n = rollouts.size
+    record["exec/pass_rate"] = sum(r.passed for r in rollouts.results) / n
+    for verdict, count in Counter(r.verdict.value for r in rollouts.results).items():
+        record[f"verdict/{verdict}"] = count / n
+    lengths = rollouts.completion_mask.sum(dim=1).float()
+    record["sample/length_mean"] = float(lengths.mean())
+    record["sample/truncated_frac"] = float(rollouts.truncated.float().mean())
+    record["sample/reward_missing_frac"] = float((~rollouts.reward_valid).float().mean())
+    record.update(code_metrics(rollouts))
+    return record
+
+
+def code_metrics(rollouts: Rollouts) -> dict[str, float]:
+    """Step means of each language's static sizes (``code/<language>/<metric>``, tree-sitter).
+
+    Only for tasks in languages other than Python: PPOCoder's multi-language runs are where
+    program shape is worth watching, and Python runs keep their step time.
+    """
+    from codefalcon.feedback import static_metrics
+
+    sums: dict[str, list[float]] = {}
+    for task, program in zip(rollouts.tasks, rollouts.programs, strict=True):
+        language = task.tests.language
+        if language == "python":
+            continue
+        for name, value in static_metrics(program, language).items():
+            sums.setdefault(f"code/{language}/{name}", []).append(value)
+    return {key: sum(values) / len(values) for key, values in sums.items()}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,83 @@ import torch
 from pydantic import BaseModel
 
 from codefalcon.configs import dump_config
-from codefalcon.rl.checkpoint import Checkpoint, latest_checkpoint
+from codefalcon.rl.checkpoint import Checkpoint, config_changes, latest_checkpoint
+
+log = logging.getLogger(__name__)
+
+RUN_CONTROL_KEYS = frozenset(
+    {
+        "out_dir",
+        "device",
+        "max_steps",
+        "max_minutes",
+        "save_every",
+        "keep_checkpoints",
+        "eval_every",
+        "tensorboard",
+        "exec_workers",
+        "executor",
+    }
+)
+"""Config keys of `codefalcon sft` and `train` that only say where and how long a run goes, how
+often it saves and evaluates and how many workers it uses (and on which machines programs run,
+``executor``): free to change when it resumes."""
 
 
-def open_run(out_dir: str | Path, config: BaseModel, seed: int) -> tuple[Path, Checkpoint | None]:
-    """Create the run folder, save the resolved config in it, seed the RNGs; return the folder and
-    its latest checkpoint (None for a fresh run; its RNG state is restored later with the rest)."""
+class ConfigChangedError(ValueError):
+    """A run folder's checkpoint was trained with another config than the one given to resume it."""
+
+
+def open_run(
+    out_dir: str | Path,
+    config: BaseModel,
+    seed: int,
+    may_change: Collection[str] = RUN_CONTROL_KEYS,
+    allow_config_change: bool = False,
+    writer: bool = True,
+) -> tuple[Path, Checkpoint | None]:
+    """Create the run folder, check a resumed run's config, save the resolved config in it, seed
+    the RNGs; return the folder and its latest checkpoint (None for a fresh run; its RNG state is
+    restored later with the rest).
+
+    Resuming is refused (`ConfigChangedError`, naming every differing key) when ``config`` differs
+    from the one the checkpoint saved in any key outside ``may_change``; with
+    ``allow_config_change`` the differences are logged and the run continues under ``config``.
+    ``writer``: False on the ranks other than 0 of a multi-process run, which only read the folder.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+    checkpoint = latest_checkpoint(out / "checkpoints")
+    if checkpoint is not None:
+        check_resume_config(checkpoint, config, may_change, allow_config_change)
+    if writer:
+        (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
     torch.manual_seed(seed)
     random.seed(seed)
-    return out, latest_checkpoint(out / "checkpoints")
+    return out, checkpoint
+
+
+def check_resume_config(
+    checkpoint: Checkpoint, config: BaseModel, may_change: Collection[str], allow_config_change: bool
+) -> None:
+    """Refuse (or, allowed, log) resuming ``checkpoint`` under a config that differs from its own."""
+    saved = checkpoint.state.get("config")
+    if saved is None:
+        log.warning("%s saved no config (an older checkpoint): its config is not checked", checkpoint.path)
+        return
+    changes = config_changes(saved, config.model_dump(mode="json"), may_change)
+    if not changes:
+        return
+    listed = "; ".join(changes)
+    if allow_config_change:
+        log.warning("resuming %s with a changed config (allowed): %s", checkpoint.path, listed)
+        return
+    raise ConfigChangedError(
+        f"{checkpoint.path} was trained with another config: {listed}. Resume with the config it "
+        "saved, use a new out_dir, or allow the change (--allow-config-change, or "
+        f"allow_config_change=True). Free to change on resume: {', '.join(sorted(may_change))}"
+    )
 
 
 def seeded_epochs(

@@ -20,55 +20,37 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from codefalcon.configs import DeviceName, StrictModel
+from codefalcon.execution import ExecutorConfig
 from codefalcon.memory.options import ExampleFilterOptions
 from codefalcon.models.answers import IGNORE_INDEX, Example, encode_example
 from codefalcon.models.loading import model_device
+from codefalcon.models.prompter import Prompter
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.rl.executor_options import ExecutorOptions
+from codefalcon.rl.losses.ce import masked_token_cross_entropy
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.optim import Bf16Setting, autocast_enabled, bf16_autocast, optimizer_step
 from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
-from codefalcon.rl.run_dir import open_run, progress_bar, seeded_epochs
+from codefalcon.rl.run_dir import RUN_CONTROL_KEYS, open_run, progress_bar, seeded_epochs
 from codefalcon.tasks.record import Task
-from codefalcon.tasks.registry import BenchmarkName
+from codefalcon.tasks.source import TaskSource
 
 log = logging.getLogger(__name__)
 
 
-class TaskSource(StrictModel):
-    """Where tasks come from: a benchmark loader, its data path and split."""
-
-    benchmark: BenchmarkName
-    """Loader to use (see `codefalcon evaluate --help`)."""
-    path: str | None = None
-    """Data file or folder; HumanEval needs none."""
-    split: str | None = "train"
-    """Split to keep (None: every task of the file; HumanEval-X and translate tasks are all test)."""
-    limit: int | None = Field(default=None, ge=1)
-    """Keep only the first N tasks."""
-    language: str | None = None
-    """humanevalx: the file's language (cpp, java, js, python); None: read from its task ids."""
-    source: str | None = None
-    """translate: the language of the programs shown."""
-    target: str | None = None
-    """translate: the language to write in."""
-
-    def load(self) -> list[Task]:
-        from codefalcon.tasks.registry import load_benchmark
-
-        tasks = load_benchmark(
-            self.benchmark,
-            self.path,
-            self.split,
-            language=self.language,
-            source=self.source,
-            target=self.target,
-        )
-        return tasks[: self.limit] if self.limit else tasks
+SFT_MAY_CHANGE_ON_RESUME = RUN_CONTROL_KEYS | {
+    "eval_loss_limit",
+    "final_eval",
+    "eval_max_new_tokens",
+    "eval_batch_size",
+}
+"""Keys a resumed warm-up may change without ``allow_config_change``: where and how long it runs,
+how often it saves and evaluates, and the final evaluation. ``max_steps`` also sets the length of
+the decaying LR schedule, so a longer run decays more slowly from the resumed step on."""
 
 
 class MemoryContext(ExampleFilterOptions):
@@ -133,6 +115,9 @@ class SFTConfig(StrictModel):
     eval_batch_size: int = Field(default=16, ge=1)
     exec_timeout: float = Field(default=4.0, gt=0)
     exec_workers: int = Field(default=2, ge=1)
+    executor: ExecutorOptions = ExecutorOptions()
+    """Where the final evaluation and the memory's references run: here (default) or on a Ray
+    cluster; ``exec_workers`` and ``exec_timeout`` still size the local pool and limit each test."""
     tensorboard: bool = True
 
     @model_validator(mode="after")
@@ -144,10 +129,23 @@ class SFTConfig(StrictModel):
             )
         return self
 
+    @property
+    def executor_config(self) -> ExecutorConfig:
+        """What `codefalcon.execution.open_executor` builds this run's executors from."""
+        return self.executor.build(self.exec_workers, self.exec_timeout)
 
-def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) supervised fine-tuning; returns a summary of the run."""
-    out, checkpoint = open_run(config.out_dir, config, config.seed)
+
+def train_sft(
+    config: SFTConfig, progress: bool = True, *, allow_config_change: bool = False
+) -> dict[str, Any]:
+    """Run (or resume) supervised fine-tuning; returns a summary of the run.
+
+    Resuming under a config that differs from the checkpoint's outside `SFT_MAY_CHANGE_ON_RESUME`
+    is refused (`codefalcon.rl.run_dir.ConfigChangedError`) unless ``allow_config_change``.
+    """
+    out, checkpoint = open_run(
+        config.out_dir, config, config.seed, SFT_MAY_CHANGE_ON_RESUME, allow_config_change
+    )
     policy = load_trainable_policy(
         config.model, config.dtype, config.lora, checkpoint.model_dir if checkpoint else None, config.device
     )
@@ -221,19 +219,6 @@ def train_sft(config: SFTConfig, progress: bool = True) -> dict[str, Any]:
     return summary
 
 
-def masked_token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over positions whose label is not `IGNORE_INDEX`, and their count.
-
-    ``logits``: (B, T, V) already aligned with ``labels`` (B, T) (shift causal LM outputs first).
-    Returning the sum lets gradient accumulation divide by the token count of the whole step.
-    """
-    flat = labels.reshape(-1)
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), flat, ignore_index=IGNORE_INDEX, reduction="sum"
-    )
-    return loss, int((flat != IGNORE_INDEX).sum())
-
-
 def example_loss(model: Any, kind: str, examples: Sequence[Example]) -> tuple[torch.Tensor, int]:
     """Summed answer-token cross-entropy of a padded batch of examples, and the token count.
 
@@ -244,10 +229,10 @@ def example_loss(model: Any, kind: str, examples: Sequence[Example]) -> tuple[to
     if kind == "seq2seq":
         decoder_labels = labels.clone()
         logits = model(input_ids=input_ids, attention_mask=attention, labels=decoder_labels).logits
-        return masked_token_cross_entropy(logits, labels)
+        return masked_token_cross_entropy(logits, labels, IGNORE_INDEX)
     logits = model(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
     # the logits at position t predict token t + 1
-    return masked_token_cross_entropy(logits[:, :-1], labels[:, 1:])
+    return masked_token_cross_entropy(logits[:, :-1], labels[:, 1:], IGNORE_INDEX)
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -284,12 +269,20 @@ def _accumulate(model: Any, kind: str, group: list[list[Example]], config: SFTCo
 
 
 def accumulate_ce(
-    model: Any, kind: str, micro_batches: Sequence[Sequence[Example]], autocast: bool, scale: float = 1.0
+    model: Any,
+    kind: str,
+    micro_batches: Sequence[Sequence[Example]],
+    autocast: bool,
+    scale: float = 1.0,
+    n_tokens: int | None = None,
 ) -> tuple[float, int]:
     """Backward of ``scale`` x the answer-token cross-entropy over all ``micro_batches``, each
     normalised by the token count of the whole set (so gradients add up to the full-batch mean);
-    returns that mean and the token count. Used by SFT and by CodeRL's supervised step."""
-    n_tokens = sum(e.n_answer_tokens for micro in micro_batches for e in micro)
+    returns that mean and the token count. Used by SFT and by CodeRL's supervised step.
+    ``n_tokens``: the count to normalise by instead (on several processes, the global batch's:
+    this rank's gradient and loss are then its part of the global ones)."""
+    if n_tokens is None:
+        n_tokens = sum(e.n_answer_tokens for micro in micro_batches for e in micro)
     total = 0.0
     device = model_device(model)
     for micro in micro_batches:
@@ -317,16 +310,18 @@ def _examples(
 ) -> tuple[list[Example], int]:
     """Tokenized examples that fit ``max_length`` and the model's context, and how many did not.
 
-    With ``prompts`` (retrieval-aware warm-up), a seeded ``memory_context.fraction`` of the tasks
-    are prompted with retrieved solutions of other tasks.
+    Prompts are the ones RL and inference build (`Prompter.base`); with ``prompts``
+    (retrieval-aware warm-up, `Prompter.with_context` underneath), a seeded
+    ``memory_context.fraction`` of the tasks are prompted with retrieved solutions of other tasks.
     """
     limit = min(config.max_length, policy.max_positions or config.max_length)
+    plain = Prompter.with_budget(policy, None)
     kept, dropped = [], 0
     for task in tasks:
-        prompt = None
+        prompt = plain.base(task)
         if prompts is not None and config.memory_context is not None:
             chosen = random.Random(f"codefalcon.sft.memory/{config.seed}/{task.task_id}").random()
-            prompt = prompts(task) if chosen < config.memory_context.fraction else None
+            prompt = prompts(task) if chosen < config.memory_context.fraction else prompt
         for solution in task.solutions[: config.max_solutions_per_task]:
             example = encode_example(policy, task, solution, prompt)
             if example.length > limit:
@@ -338,11 +333,9 @@ def _examples(
 
 def _memory_prompts(policy: Any, tasks: Sequence[Task], out: Path, config: SFTConfig) -> MemoryPrompts:
     """A store of the training references (verified by running them) to retrieve from."""
-    from codefalcon.execution import ExecutorConfig
-
     assert config.memory_context is not None
     memory = open_memory(out / "memory.db", config.memory_context.embedder)
-    store_references(memory, tasks, ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout))
+    store_references(memory, tasks, config.executor_config)
     budget = min(config.max_length, policy.max_positions or config.max_length) - 32
     return MemoryPrompts(
         policy, memory, config.memory_context.k, budget, config.memory_context.example_filter
@@ -371,7 +364,7 @@ def _save(
     position: tuple[int, int],
     config: SFTConfig,
 ) -> None:
-    state = {"position": list(position)}
+    state = {"position": list(position), "config": config.model_dump(mode="json")}
     save_checkpoint(
         out / "checkpoints",
         step,
@@ -386,14 +379,14 @@ def _save(
 
 def _final_eval(policy: Any, tasks: list[Task], out: Path, config: SFTConfig) -> dict[str, Any]:
     from codefalcon.evaluation.policy import evaluate_policy
-    from codefalcon.execution import ExecutorConfig
+    from codefalcon.execution import open_executor
     from codefalcon.models import SamplingParams
 
     params = SamplingParams(temperature=0.0, max_new_tokens=config.eval_max_new_tokens, seed=config.seed)
-    executor_config = ExecutorConfig(workers=config.exec_workers, timeout=config.exec_timeout)
-    return evaluate_policy(
-        policy, tasks, out, params, executor_config=executor_config, batch_size=config.eval_batch_size
-    )
+    with open_executor(config.executor_config) as executor:
+        return evaluate_policy(
+            policy, tasks, out, params, executor=executor, batch_size=config.eval_batch_size
+        )
 
 
-__all__ = ["SFTConfig", "TaskSource", "collate", "example_loss", "masked_token_cross_entropy", "train_sft"]
+__all__ = ["SFTConfig", "TaskSource", "accumulate_ce", "collate", "example_loss", "train_sft"]

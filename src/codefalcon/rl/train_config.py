@@ -8,15 +8,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from codefalcon.configs import DeviceName, StrictModel
+from codefalcon.execution import ExecutorConfig
+from codefalcon.feedback import AIJudge, RewardScorer
 from codefalcon.memory.options import ExampleFilterOptions
+from codefalcon.rl.executor_options import ExecutorOptions
 from codefalcon.rl.optim import Bf16Setting
 from codefalcon.rl.policy_setup import LoraOptions
-from codefalcon.rl.sft import TaskSource
+from codefalcon.rl.run_dir import RUN_CONTROL_KEYS
+from codefalcon.tasks.source import TaskSource
 
 Algo = Literal["coderl", "ppo", "grpo", "rloo", "falcon"]
+
+MAY_CHANGE_ON_RESUME = RUN_CONTROL_KEYS | {"reward.judge.concurrency"}
+"""Keys a resumed run may change without ``allow_config_change``: where and how long it runs, how
+often it saves and evaluates, and how many workers it uses. Every other key changes what the run
+learns (or what its before/after evaluation measures), so a checkpoint refuses it."""
 
 
 class SamplingOptions(StrictModel):
@@ -32,8 +41,55 @@ class SamplingOptions(StrictModel):
     """Sequences per generate call; execution of one chunk overlaps generation of the next."""
 
 
+class JudgeOptions(StrictModel):
+    """FALCON's AI judge as a reward component: coding style, complexity, instruction following."""
+
+    weight: float = Field(default=1.0, gt=0)
+    """Weight of the judge among the auxiliary components (``static_weights`` holds the others)."""
+    model: str
+    """With ``base_url``: the endpoint's model name. Without: a local policy (folder, .gguf or
+    short name) run greedily in the trainer's process."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint up to the version, e.g. http://127.0.0.1:8000/v1 (vLLM, Ollama,
+    a hosted API); None: the local ``model``."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable holding the endpoint's key (read per request, never stored)."""
+    concurrency: int = Field(default=4, ge=1)
+    """Requests in flight at once."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds per request; a request that keeps failing makes that program's judge part missing."""
+    max_retries: int = Field(default=3, ge=0)
+    max_tokens: int = Field(default=256, ge=1)
+    """Answer budget (the rubric asks for a short JSON object)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {url!r}")
+        return url
+
+    def build(self) -> AIJudge:
+        """The judge over the endpoint (picklable), or over the local model (loaded here)."""
+        from codefalcon.feedback import OpenAIChat, OpenAIChatConfig, PolicyChat
+
+        if self.base_url is not None:
+            endpoint = OpenAIChatConfig(
+                base_url=self.base_url,
+                model=self.model,
+                api_key_env=self.api_key_env,
+                max_tokens=self.max_tokens,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+            )
+            return AIJudge(OpenAIChat(endpoint), concurrency=self.concurrency)
+        from codefalcon.models import load_policy
+
+        return AIJudge(PolicyChat(load_policy(self.model), self.max_tokens), concurrency=self.concurrency)
+
+
 class RewardOptions(StrictModel):
-    """The scalar reward of a sample (see docs/feedback.md)."""
+    """The scalar reward of a sample (see docs/feedback.md): `codefalcon.feedback.RewardScorer`."""
 
     unit_tests: Literal["binary", "pass_ratio", "coderl"] = "binary"
     """binary: 1 if all tests pass; pass_ratio: fraction passed; coderl: -1/-0.6/-0.3/+1 by outcome."""
@@ -45,6 +101,17 @@ class RewardOptions(StrictModel):
     language, against the task's reference)."""
     aux_share: float = Field(default=0.5, ge=0, lt=1)
     """Share of the pass/fail gap the auxiliary components may use (a failing program never wins)."""
+    judge: JudgeOptions | None = None
+    """Add the AI judge's rubric score as a component (``reward/judge``); None: no judge."""
+
+    def build_scorer(self) -> RewardScorer:
+        """The scorer these options describe (a local judge model is loaded here)."""
+        weights = dict(self.static_weights)
+        judge = None
+        if self.judge is not None:
+            weights["judge"] = self.judge.weight
+            judge = self.judge.build()
+        return RewardScorer(self.unit_tests, weights, self.aux_share, judge)
 
 
 class GRPOOptions(StrictModel):
@@ -88,7 +155,8 @@ class CodeRLOptions(StrictModel):
 
 
 class FalconOptions(ExampleFilterOptions):
-    """FALCON's meta-RL (see codefalcon.rl.falcon): memory in prompts, inner adaptation, Reptile."""
+    """FALCON's meta-RL (see codefalcon.rl.recipes.falcon): memory in prompts, inner adaptation,
+    Reptile. Its inner loss is GRPO's, with the ``grpo`` section's clip, scaling and masking."""
 
     inner_steps: int = Field(default=2, ge=1)
     """SGD steps of the per-task copy on that task's fresh samples (short-term memory)."""
@@ -153,6 +221,9 @@ class TrainConfig(StrictModel):
     keep_checkpoints: int = Field(default=2, ge=1)
     exec_workers: int = Field(default=2, ge=1)
     exec_timeout: float = Field(default=4.0, gt=0)
+    executor: ExecutorOptions = ExecutorOptions()
+    """Where programs run: here (default) or on a Ray cluster, ``{backend: ray, address: ...}``;
+    ``exec_workers`` and ``exec_timeout`` still size the local pool and limit each test."""
     tensorboard: bool = True
 
     @model_validator(mode="after")
@@ -162,8 +233,17 @@ class TrainConfig(StrictModel):
                 f"group_size must be >= 2 for {self.algo} (advantages are relative within a group); "
                 "set group_size: 8"
             )
+        if self.algo == "falcon" and self.grpo.beta > 0:
+            raise ValueError(
+                "falcon's inner loop has no reference model, so grpo.beta must be 0; set grpo.beta: 0"
+            )
         return self
 
     @property
     def rollouts_per_step(self) -> int:
         return self.tasks_per_step * self.group_size
+
+    @property
+    def executor_config(self) -> ExecutorConfig:
+        """What `codefalcon.execution.open_executor` builds the run's executor from."""
+        return self.executor.build(self.exec_workers, self.exec_timeout)

@@ -1,4 +1,4 @@
-"""CodeRL's actor losses: critic-weighted policy gradient with a greedy baseline, and token CE.
+"""CodeRL's actor loss: critic-weighted policy gradient with a greedy baseline.
 
 CodeRL (Le et al. 2022) fine-tunes the actor on its own samples with token-level returns
 
@@ -7,7 +7,8 @@ CodeRL (Le et al. 2022) fine-tunes the actor on its own samples with token-level
 
 where r is the graded test reward (-1 compile error, -0.6 runtime error, -0.3 failed, +1 passed)
 and the critic's per-token softmax is read at the class the executor actually observed. The RL
-loss is -mean_t log p(w_t) R_t; it alternates with plain cross-entropy on ground-truth programs.
+loss is -mean_t log p(w_t) R_t; it alternates with plain cross-entropy on ground-truth programs
+(`codefalcon.rl.losses.ce.masked_token_cross_entropy`, the one used by SFT too).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from codefalcon.rl.masked import masked_count, masked_mean
+from codefalcon.rl.losses.masked import masked_count, masked_mean
 from codefalcon.rl.stats import item
 
 
@@ -81,30 +82,5 @@ def coderl_pg_loss(logp: Tensor, returns: Tensor, mask: Tensor) -> tuple[Tensor,
         n_tokens=item(masked_count(logp, mask)),
         return_mean=item(masked_mean(returns, mask)),
         logp_mean=item(masked_mean(logp, mask)),
-    )
-    return loss, stats
-
-
-@dataclass(frozen=True)
-class CEStats:
-    """Diagnostics of `token_ce_loss`, detached floats."""
-
-    loss: float
-    n_tokens: float
-    perplexity: float
-
-
-def token_ce_loss(logp: Tensor, mask: Tensor) -> tuple[Tensor, CEStats]:
-    """Masked token cross-entropy: -(1/N) sum of log p over the N valid answer tokens of the batch.
-
-    ``logp`` (B, T): log-probabilities of the *ground-truth* tokens (e.g. `completion_logprobs` on
-    reference programs), ``mask`` (B, T) marks answer tokens. This is CodeRL's supervised step.
-    Example: logp [[-1, -3], [-2, pad]] -> (1 + 3 + 2) / 3 = 2.0, perplexity e^2.
-    """
-    loss = -masked_mean(logp, mask)
-    stats = CEStats(
-        loss=item(loss),
-        n_tokens=item(masked_count(logp, mask)),
-        perplexity=item(torch.exp(loss.detach())),
     )
     return loss, stats

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from codefalcon.rl.masked import masked_count, masked_mean, masked_var
+from codefalcon.rl.losses.masked import masked_count, masked_mean, masked_var
 from codefalcon.rl.stats import item
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from codefalcon.rl.masked import last_valid_index, masked_count, masked_mean, masked_sum
+from codefalcon.rl.losses.masked import last_valid_index, masked_count, masked_mean, masked_sum
 from codefalcon.rl.stats import item
 
 KLEstimator = Callable[[Tensor, Tensor], Tensor]

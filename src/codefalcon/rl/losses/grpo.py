@@ -37,8 +37,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from codefalcon.rl.kl import kl_k3
-from codefalcon.rl.masked import masked_count, masked_mean, masked_sum
+from codefalcon.rl.losses.kl import kl_k3
+from codefalcon.rl.losses.masked import masked_count, masked_mean, masked_sum
 from codefalcon.rl.stats import item
 
 Aggregate = Callable[[Tensor, Tensor], Tensor]
