@@ -6,7 +6,8 @@ docs/models.md). Run there with
 ``/work/venv-vllm/bin/python -m pytest tests/models/vllm_engine_check.py``
 (not named ``test_*.py``: the default ``pytest -q`` does not collect it, so CI never reports
 it as skipped).
-About 40 s for the in-process engine and 60 s for the server (start-up is most of it).
+About 40 s for the in-process engines and 60 s for the server (start-up is most of it);
+the LoRA test needs peft and accelerate there too (``pip install --no-deps peft accelerate``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,30 @@ def test_vllm_sync_follows_the_trainer(engine) -> None:
     backend.sync(policy)
     assert ids(backend.generate(PROMPTS, GREEDY)) == ids(HFBackend(policy).generate(PROMPTS, GREEDY))
     assert torch.get_num_threads() == backend.threads  # vLLM's 1-thread setting undone
+
+
+def test_vllm_hot_loads_a_lora_adapter(small_builder, tmp_path: Path) -> None:
+    """``lora=True``: the engine keeps the base weights and serves each sync's adapter."""
+    pytest.importorskip("peft")
+    from codefalcon.models import LoraSpec
+
+    folder = small_builder(tmp_path / "llama", arch="llama")  # vLLM's LoRA layers: Llama, not GPT-2
+    policy = roughen(load_policy(folder, lora=LoraSpec(r=4, dropout=0.0)), seed=7)
+    backend = make_backend("vllm", policy, lora=True, kv_cache_gib=0.5)
+    try:
+        assert ids(backend.generate(PROMPTS, GREEDY)) == ids(HFBackend(policy).generate(PROMPTS, GREEDY))
+        for seed in (1, 2):  # two trained adapters, each hot-loaded under a new id
+            with torch.no_grad():
+                generator = torch.Generator().manual_seed(seed)
+                for name, param in policy.model.named_parameters():
+                    if "lora_B" in name:
+                        param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
+            trained = HFBackend(policy).generate(PROMPTS, GREEDY)
+            assert ids(backend.generate(PROMPTS, GREEDY)) != ids(trained)
+            backend.sync(policy)
+            assert ids(backend.generate(PROMPTS, GREEDY)) == ids(trained)
+    finally:
+        backend.close()
 
 
 @pytest.fixture(scope="module")

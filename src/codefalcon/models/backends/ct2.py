@@ -43,9 +43,10 @@ ComputeType = Literal["float32", "int8", "int8_float32", "int16", "float16", "bf
 class CT2Backend:
     """`GenerationBackend` over a CTranslate2 ``Generator`` holding a converted copy of a policy.
 
-    ``compute_type``: weights and arithmetic (float32 agrees with HF; int8 is about 1.4x faster
-    on 2 AVX2 cores). ``threads``: CTranslate2's intra-op threads (default: the cores minus one,
-    `default_threads`). ``batch_size``: most rows per engine call. ``device``: "cpu" or "cuda".
+    ``compute_type``: weights and arithmetic (float32 agrees with HF; int8 was about 2x faster
+    than float32 on SmolLM2 here, see docs/models.md). ``threads``: CTranslate2's intra-op
+    threads (default: the cores minus one, `default_threads`). ``batch_size``: most rows per
+    engine call. ``device``: "cpu" or "cuda".
     """
 
     def __init__(
