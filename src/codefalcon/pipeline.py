@@ -253,8 +253,7 @@ def _plain(summary: dict[str, Any]) -> dict[str, Any]:
     """A recipe summary without the bulky per-task tables (they stay in the stage's folder)."""
     evaluation = summary.get("eval")
     if isinstance(evaluation, dict) and "pass_at_k" in evaluation:
-        typed = EvalSummary.from_dict(evaluation, "sft: eval")
-        summary = {**summary, "eval": {name: est.value for name, est in typed.pass_at_k.items()}}
+        summary = {**summary, "eval": EvalSummary.from_dict(evaluation, "sft: eval").pass_at_k_values()}
     return summary
 
 

@@ -30,6 +30,7 @@ def test_round_trip_of_what_summarize_writes(tmp_path: Path) -> None:
     assert summary.pass_at(1) == pytest.approx((0.5 + 0 + 1) / 3)
     assert summary.pass_at(2) == pytest.approx(2 / 3)
     assert summary.pass_at(5) is None
+    assert summary.pass_at_k_values() == {"pass@1": summary.pass_at(1), "pass@2": summary.pass_at(2)}
     assert summary.by_difficulty["hard"].n_tasks == 2
     assert summary.by_difficulty["hard"].pass_at(1) == pytest.approx(0.5)
     assert summary.verdicts["passed"] == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,7 +105,7 @@ def evaluate(
     summary = summarize(per_task, ks, difficulty_of={tid: by_id[tid].difficulty for tid in per_task})
     typed = EvalSummary.from_dict(summary)
     flat: dict[str, Any] = {"n_tasks": typed.n_tasks, "n_samples": typed.n_samples}
-    flat.update({name: est.value for name, est in typed.pass_at_k.items()})
+    flat.update(typed.pass_at_k_values())
     flat["verdicts"] = typed.verdicts
     flat["isolation"] = ex.isolation
     write_results(results_path, rows, results)
@@ -134,10 +133,8 @@ def _canonical_samples(tasks: list[Any]) -> list[Any]:
     return rows
 
 
-def print_summary(summary: Mapping[str, Any] | EvalSummary, results_path: Path) -> None:
+def print_summary(summary: EvalSummary, results_path: Path) -> None:
     """The pass@k, accuracy, verdict and per-difficulty tables of one evaluation, on stderr."""
-    if not isinstance(summary, EvalSummary):
-        summary = EvalSummary.from_dict(summary)
     console = Console(stderr=True)
     table = Table(title=f"{summary.n_tasks} tasks, {summary.n_samples} samples")
     table.add_column("metric")

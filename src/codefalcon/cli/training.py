@@ -63,9 +63,9 @@ def _print_run_summary(summary: dict) -> None:
     evaluation = summary.pop("eval", None)
     err.print(summary)
     if evaluation is not None:
-        print_summary(evaluation, Path(summary["final_model"]).parent / "eval" / "results.jsonl")
         typed = EvalSummary.from_dict(evaluation, "sft: eval")
-        summary["eval"] = {name: est.value for name, est in typed.pass_at_k.items()}
+        print_summary(typed, Path(summary["final_model"]).parent / "eval" / "results.jsonl")
+        summary["eval"] = typed.pass_at_k_values()
     print(json.dumps(summary))
 
 

@@ -60,6 +60,10 @@ class EvalSummary:
         metric = self.pass_at_k.get(f"pass@{k}")
         return metric.value if metric else None
 
+    def pass_at_k_values(self) -> dict[str, float | None]:
+        """Each pass@k by name (``{"pass@1": 0.25}``): the flat form commands print as JSON."""
+        return {name: metric.value for name, metric in self.pass_at_k.items()}
+
     def to_dict(self) -> dict[str, Any]:
         """The ``summary.json`` layout."""
         out: dict[str, Any] = {
