@@ -4,8 +4,9 @@
                                    [--threads N]
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/bench_train.py  # as AVX2-only
 
-Builds the `codefalcon run` tiny model (llama, 4 x 256) and ``--tasks`` generated tasks in a
-temporary folder, then, in one process and fp32 first (the baseline), for each autocast mode:
+Builds the `codefalcon run` tiny model (its embedded preset's ``tiny`` section) and ``--tasks``
+generated tasks in a temporary folder, then, in one process and fp32 first (the baseline), for each
+autocast mode:
 
 - **warm-up (SFT) step**: ``--sft-steps`` optimiser steps of `codefalcon run`'s warm-up shape
   (2 x 16 examples, forward + backward + AdamW) after one untimed step; tokens/s counts every
@@ -135,7 +136,8 @@ def main() -> None:
         root = Path(tmp)
         tasks = root / "tasks.jsonl"
         synth_main(args.tasks, 0, tasks, 0.1, "instance")
-        build_tiny_model(root / "model", arch="llama")
+        tiny = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))["tiny"]
+        build_tiny_model(root / "model", seed=0, **tiny)
         warmed = _warm_up(root, tasks, args.warmup_steps)
         table: dict[str, dict[str, float]] = {}
         for mode, autocast in MODES:

@@ -89,6 +89,21 @@ def test_padding_does_not_change_the_loss(tiny_dir: Path) -> None:
     assert abs(float(both) - float(alone) - float(b_alone)) < 1e-4
 
 
+def test_loss_on_answer_positions_only_equals_the_full_logits_loss(tiny_dir: Path) -> None:
+    # example_loss runs the LM head from the batch's first answer token on; the prompt-only
+    # positions before it must not change the value
+    model = load_policy(tiny_dir).model
+    a = Example("a", (5, 6, 7, 8, 9, 10), (IGNORE_INDEX,) * 4 + (9, 10))
+    b = Example("b", (11, 12, 13, 14), (IGNORE_INDEX,) * 3 + (14,))
+    with torch.no_grad():
+        loss, n = example_loss(model, "causal", [a, b])
+        ids, mask, labels = collate([a, b], pad_id=0)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        full, n_full = masked_token_cross_entropy(logits[:, :-1], labels[:, 1:], IGNORE_INDEX)
+    assert n == n_full == 3
+    assert abs(float(loss) - float(full)) < 1e-5
+
+
 @pytest.mark.slow
 def test_loss_goes_down(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
     train_sft(_config(tiny_dir, tasks_file, tmp_path / "run", max_steps=12, save_every=12), progress=False)

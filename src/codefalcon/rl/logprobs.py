@@ -157,7 +157,7 @@ def _causal_logits(
     # Positions count real tokens only, as in generate(): a left-padded row must see 0, 1, ...
     position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
     kwargs: dict[str, object] = {}
-    if _accepts(model, "logits_to_keep"):
+    if forward_accepts(model, "logits_to_keep"):
         kwargs["logits_to_keep"] = n_completion + 1  # positions P - 1 .. P + C - 1 only
     if hidden:
         kwargs["output_hidden_states"] = True
@@ -187,7 +187,8 @@ def _seq2seq_logits(
     return out.logits, (out.decoder_hidden_states[-1] if hidden else None)
 
 
-def _accepts(model: nn.Module, name: str) -> bool:
+def forward_accepts(model: nn.Module, name: str) -> bool:
+    """Whether ``model.forward`` takes the keyword ``name`` (e.g. HF's ``logits_to_keep``)."""
     try:
         return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):

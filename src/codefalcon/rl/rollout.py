@@ -4,6 +4,11 @@ Generation happens in chunks of about ``batch_size`` sequences; each chunk's pro
 executor on a background thread while the next chunk is generated, so execution overlaps
 generation instead of following it. Rows are group-major: rows ``[g*G, (g+1)*G)`` are the ``G``
 samples of task ``g`` (the layout `group_advantages` expects).
+
+The sampling engine may be any `GenerationBackend` (CTranslate2, vLLM, a server: the recipe's
+``backend:``); prompts and completions are always laid out by the trainer's own `HFBackend` (its
+tokenizer, padding and eos), so the tensors are the same whichever engine sampled. An engine's
+per-token log-probs, when it reports them, are kept in `Rollouts.engine_logprobs`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from torch import Tensor
 from codefalcon.execution import ExecutionResult, Executor
 from codefalcon.feedback import RewardBreakdown, RewardScorer
 from codefalcon.models import Completion, HFBackend, SamplingParams, extract_program
-from codefalcon.models.generation import pad_rows
+from codefalcon.models.generation import GenerationBackend, pad_rows
 from codefalcon.models.prompts import Prompt
 from codefalcon.tasks.record import Task
 
@@ -52,6 +57,10 @@ class Rollouts:
     """(B,) float32 total reward; rows whose reward is missing hold their group's mean."""
     reward_valid: Tensor
     """(B,) bool: False where the reward is missing (harness failure): such rows carry no loss."""
+    engine_logprobs: Tensor | None = None
+    """(B, C) float32 log-probs the sampling engine reported for the completion tokens, NaN where
+    it reported none (a row without, padding); None when no row has any (HF sampling, which is
+    the trainer's own model, requests none)."""
 
     @property
     def size(self) -> int:
@@ -95,6 +104,7 @@ class Rollouts:
             breakdowns=tuple(self.breakdowns[k] for k in index),
             rewards=self.rewards[i],
             reward_valid=self.reward_valid[i],
+            engine_logprobs=self.engine_logprobs[i] if self.engine_logprobs is not None else None,
         )
 
 
@@ -116,7 +126,7 @@ class RolloutTimes:
 
 
 def collect_rollouts(
-    backend: HFBackend,
+    backend: GenerationBackend,
     executor: Executor,
     scorer: RewardScorer,
     tasks: Sequence[Task],
@@ -124,13 +134,16 @@ def collect_rollouts(
     params: SamplingParams,
     group_size: int,
     batch_size: int,
+    encoder: HFBackend | None = None,
 ) -> tuple[Rollouts, RolloutTimes]:
     """Sample ``group_size`` programs per task, execute and score them; see the module docstring.
 
     ``prompt_for``: the task's prompt (`Prompter.base`, or FALCON's `MemoryPrompts`); generation
     goes to ``backend`` and programs to ``executor`` (both the caller's, so a recipe can swap
-    either); ``batch_size``: sequences per generation chunk.
+    either); ``batch_size``: sequences per generation chunk. ``encoder``: the trainer's
+    `HFBackend` that lays the samples out as tensors; default ``backend`` itself (then an HF one).
     """
+    encoder = _encoder(backend, encoder)
     prompts = [prompt_for(task) for task in tasks]
     per_chunk = max(1, batch_size // group_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-exec")
@@ -161,28 +174,40 @@ def collect_rollouts(
     results = [r for rs, _ in done for r in rs]
     flat = [(tasks[g], prompts[g], c) for g, cs in enumerate(completions) for c in cs]
     breakdowns = scorer([task for task, _, _ in flat], programs, results)
-    rollouts = tensorize_rollouts(backend, flat, programs, results, breakdowns, params, group_size)
+    rollouts = tensorize_rollouts(encoder, flat, programs, results, breakdowns, params, group_size)
     return rollouts, RolloutTimes(generation, sum(s for _, s in done), wait)
 
 
 def greedy_rewards(
-    backend: HFBackend,
+    backend: GenerationBackend,
     executor: Executor,
     scorer: RewardScorer,
     tasks: Sequence[Task],
     prompt_for: Callable[[Task], Prompt],
     params: SamplingParams,
+    encoder: HFBackend | None = None,
 ) -> Tensor:
-    """(T,) reward of each task's greedy decode: CodeRL's baseline (missing rewards count as 0)."""
-    greedy = replace(params, temperature=0.0)
+    """(T,) reward of each task's greedy decode: CodeRL's baseline (missing rewards count as 0).
+    ``encoder`` as in `collect_rollouts`."""
+    encoder = _encoder(backend, encoder)
+    greedy = replace(params, temperature=0.0, logprobs=False)
     rollouts, _ = collect_rollouts(
-        backend, executor, scorer, tasks, prompt_for, greedy, 1, backend.batch_size
+        backend, executor, scorer, tasks, prompt_for, greedy, 1, encoder.batch_size, encoder
     )
     return torch.where(rollouts.reward_valid, rollouts.rewards, torch.zeros_like(rollouts.rewards))
 
 
+def _encoder(backend: GenerationBackend, encoder: HFBackend | None) -> HFBackend:
+    """The back-end that tensorizes samples: ``encoder``, else ``backend`` when it is HF's."""
+    if encoder is not None:
+        return encoder
+    if not isinstance(backend, HFBackend):
+        raise TypeError(f"{type(backend).__name__} samples, so give the trainer's HFBackend as encoder")
+    return backend
+
+
 def _generate(
-    backend: HFBackend, prompts: list[Prompt], params: SamplingParams, n: int
+    backend: GenerationBackend, prompts: list[Prompt], params: SamplingParams, n: int
 ) -> list[list[Completion]]:
     """``n`` completions per prompt; prompts with other stop sequences are generated apart."""
     out: list[list[Completion] | None] = [None] * len(prompts)
@@ -217,7 +242,8 @@ def tensorize_rollouts(
     sample becomes a lone eos, so every row has a token to train on. ``truncated``: the sample hit
     ``max_new_tokens``. A missing reward (total None) takes the mean of its group's present ones
     (0 if none is present) and its row is marked invalid (`Rollouts.loss_mask` drops it), so the
-    group's advantages stay those of the rewards that exist.
+    group's advantages stay those of the rewards that exist. ``Completion.logprobs`` (aligned with
+    the completion row, eos included) become `Rollouts.engine_logprobs`.
     """
     eos = backend.eos_ids[0]
     prompt_rows = [backend.encode(prompt.text, params.max_new_tokens)[0] for _, prompt, _ in flat]
@@ -246,7 +272,23 @@ def tensorize_rollouts(
         breakdowns=tuple(breakdowns),
         rewards=rewards,
         reward_valid=valid,
+        engine_logprobs=_engine_logprobs([c for _, _, c in flat], completion_rows, completion_ids.shape),
     )
+
+
+def _engine_logprobs(
+    completions: Sequence[Completion], rows: Sequence[Sequence[int]], shape: torch.Size
+) -> Tensor | None:
+    """(B, C) the engines' log-probs laid out like the completion ids, NaN where missing; None if
+    no row has any. A row whose log-probs do not match its tokens one for one (an engine that
+    dropped the eos one) counts as missing: a shifted log-prob would weigh the wrong token."""
+    out = torch.full(tuple(shape), float("nan"), dtype=torch.float32)
+    found = False
+    for k, (completion, row) in enumerate(zip(completions, rows, strict=True)):
+        if completion.logprobs is not None and len(completion.logprobs) == len(row):
+            out[k, : len(row)] = torch.tensor(completion.logprobs, dtype=torch.float32)
+            found = True
+    return out if found else None
 
 
 def rollout_metrics(rollouts: Rollouts) -> dict[str, float]:

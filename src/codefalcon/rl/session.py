@@ -1,5 +1,9 @@
 """What every RL recipe sets up the same way: run folder, policy, tasks, executor, back-end, scorer.
 
+The back-end samples the rollouts: HF's generate on the trainer's own model by default, or an
+engine with its own copy of the weights (``backend:``, `codefalcon.models.make_backend`), which
+`Session.sync_engine` refreshes after optimizer steps and the session closes at its end.
+
 `open_session` opens them in one place and closes them together; on a clean exit it writes the
 final model to ``out_dir/final``. On several processes (`codefalcon.rl.distributed`) each rank
 opens its own session over the same run folder, and only rank 0 writes to it. What differs
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +26,16 @@ import torch
 from codefalcon.evaluation.summary import EvalSummary, read_summary
 from codefalcon.execution import Executor, RayExecutor, open_executor
 from codefalcon.feedback import RewardScorer
-from codefalcon.models import HFBackend, Policy, Prompt, SamplingParams, model_device
-from codefalcon.rl.checkpoint import Checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.models import HFBackend, Policy, Prompt, SamplingParams, make_backend, model_device
+from codefalcon.models.generation import SyncedBackend
+from codefalcon.rl.checkpoint import Checkpoint, latest_checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.distributed import World, current_world
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.optim import autocast_enabled
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import Rollouts, collect_rollouts
 from codefalcon.rl.run_dir import open_run
-from codefalcon.rl.train_config import MAY_CHANGE_ON_RESUME, TrainConfig
+from codefalcon.rl.train_config import TrainConfig, resume_may_change
 from codefalcon.tasks.record import Task
 
 log = logging.getLogger(__name__)
@@ -61,7 +67,10 @@ class Session:
     eval_tasks: list[Task]
     metrics: MetricsLog
     executor: Executor | RayExecutor
-    backend: HFBackend
+    backend: SyncedBackend
+    """The engine that samples rollouts (``config.backend``); `encoder` itself for hf."""
+    encoder: HFBackend
+    """HF over the trainer's policy: lays samples out as tensors whichever engine drew them."""
     scorer: RewardScorer
     stack: contextlib.ExitStack
     """Closes with the session: where a recipe opens what it needs for the whole run (memory)."""
@@ -77,15 +86,36 @@ class Session:
         """Resolved bf16 autocast for the policy's device (`codefalcon.rl.optim.autocast_enabled`)."""
         return autocast_enabled(self.config.bf16_autocast, self.device)
 
+    @property
+    def external_engine(self) -> bool:
+        """Rollouts come from an engine with its own weights (not the trainer's model)."""
+        return self.backend is not self.encoder
+
     def sampling(self, step: int) -> SamplingParams:
-        """Rollout sampling of ``step``: new samples every step, the same ones after a resume."""
+        """Rollout sampling of ``step``: new samples every step, the same ones after a resume.
+        Another engine than HF also reports its log-probs (``sample/logp_gap``, ``tis_cap``)."""
         options = self.config.sampling
         return SamplingParams(
             temperature=options.temperature,
             top_p=options.top_p,
             max_new_tokens=options.max_new_tokens,
             seed=self.config.seed * 1_000_003 + step,
+            logprobs=self.external_engine,
         )
+
+    def sync_engine(self) -> dict[str, float]:
+        """Copy the policy's current weights into the sampling engine; ``time/sync`` (seconds).
+
+        Nothing for hf, which samples from the trained model itself. A server (openai) is
+        shared by the ranks of a multi-process run, so only rank 0 tells it to reload.
+        """
+        if not self.external_engine:
+            return {}
+        t0 = time.perf_counter()
+        if self.world.is_writer or self.config.backend.name != "openai":
+            self.backend.sync(self.policy)
+        self.world.barrier()  # no rank samples before the server has the new weights
+        return {"time/sync": time.perf_counter() - t0}
 
     def sample(
         self, tasks: list[Task], step: int, prompt_for: PromptFor
@@ -103,6 +133,7 @@ class Session:
             self.sampling(step),
             config.group_size,
             config.sampling.batch_size,
+            self.encoder,
         )
         # a Ray executor counts the jobs it re-ran after losing a node (cumulative); local: 0
         retried = {"exec/retried": float(getattr(self.executor, "retried", 0))}
@@ -186,17 +217,20 @@ class Session:
 def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iterator[Session]:
     """Open (or resume) the run of ``config``; see the module docstring.
 
-    Resuming under a config that differs from the checkpoint's outside `MAY_CHANGE_ON_RESUME` is
-    refused (`codefalcon.rl.run_dir.ConfigChangedError`) unless ``allow_config_change``.
+    Resuming under a config that differs from the checkpoint's outside `MAY_CHANGE_ON_RESUME` (and
+    keys newer than the checkpoint left at their defaults, `resume_may_change`) is refused
+    (`codefalcon.rl.run_dir.ConfigChangedError`) unless ``allow_config_change``.
     """
     world = current_world()
+    saved = latest_checkpoint(Path(config.out_dir) / "checkpoints")
+    may_change = resume_may_change(config, saved.state.get("config") if saved else None)
     if world.size > config.tasks_per_step:
         raise ValueError(
             f"{world.size} processes share {config.tasks_per_step} tasks per step: every rank needs "
             f"a task; set tasks_per_step >= {world.size} (a multiple of it balances the ranks)"
         )
     out, checkpoint = open_run(
-        config.out_dir, config, config.seed, MAY_CHANGE_ON_RESUME, allow_config_change, world.is_writer
+        config.out_dir, config, config.seed, may_change, allow_config_change, world.is_writer
     )
     world.barrier()  # rank 0 has made the run folder
     policy = load_trainable_policy(
@@ -215,8 +249,11 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
         )
         stack.callback(metrics.close)
         executor = stack.enter_context(open_executor(config.executor_config))
-        backend = HFBackend(policy, batch_size=config.sampling.batch_size)
-        yield Session(
+        batch_size = config.sampling.batch_size
+        backend = make_backend(config.backend, policy, batch_size=batch_size, seed=config.seed)
+        stack.callback(backend.close)  # on error too: engines hold threads, memory, temp folders
+        encoder = backend if isinstance(backend, HFBackend) else HFBackend(policy, batch_size=batch_size)
+        session = Session(
             config,
             out,
             checkpoint,
@@ -226,10 +263,18 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
             metrics,
             executor,
             backend,
+            encoder,
             scorer,
             stack,
             world,
         )
+        if config.backend.name == "openai":
+            # In-process engines were just built from the policy; a server holds whatever it was
+            # started with (another model, an older run), so it gets the policy before step 1.
+            log.info(
+                "synced the policy into %s in %.2f s", config.backend.url, session.sync_engine()["time/sync"]
+            )
+        yield session
     if world.is_writer:
         final = out / "final"
         policy.model.save_pretrained(final)

@@ -30,6 +30,7 @@ from codefalcon.models.loading import model_device
 from codefalcon.models.prompter import Prompter
 from codefalcon.rl.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.executor_options import ExecutorOptions
+from codefalcon.rl.logprobs import forward_accepts
 from codefalcon.rl.losses.ce import masked_token_cross_entropy
 from codefalcon.rl.memory_prompts import MemoryPrompts, open_memory, store_references
 from codefalcon.rl.metrics_log import MetricsLog
@@ -230,9 +231,20 @@ def example_loss(model: Any, kind: str, examples: Sequence[Example]) -> tuple[to
         decoder_labels = labels.clone()
         logits = model(input_ids=input_ids, attention_mask=attention, labels=decoder_labels).logits
         return masked_token_cross_entropy(logits, labels, IGNORE_INDEX)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
-    # the logits at position t predict token t + 1
-    return masked_token_cross_entropy(logits[:, :-1], labels[:, 1:], IGNORE_INDEX)
+    # The logits at position t predict token t + 1. Only positions from the batch's first answer
+    # token on carry loss, so the LM head runs on those alone (a third to a half of the tokens on
+    # task prompts: the head is the widest matmul of a small model).
+    start = _first_label_position(labels)
+    kwargs = {"logits_to_keep": labels.shape[1] - start} if forward_accepts(model, "logits_to_keep") else {}
+    logits = model(input_ids=input_ids, attention_mask=attention, **kwargs).logits  # (B, T', V)
+    logits = logits[:, -(labels.shape[1] - start) :]
+    return masked_token_cross_entropy(logits[:, :-1], labels[:, start + 1 :], IGNORE_INDEX)
+
+
+def _first_label_position(labels: torch.Tensor) -> int:
+    """The position before the first answer token of any row (0 if there is none)."""
+    columns = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    return max(0, int(columns[0]) - 1) if len(columns) else 0
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

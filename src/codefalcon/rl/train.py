@@ -7,9 +7,11 @@ bottom in its own file: sample -> execute -> reward -> advantage -> loss -> upda
 
 `train_loop` is the skeleton all of them run that step in: greedy pass@1 "before" -> steps until
 ``max_steps`` or ``max_minutes``, each logged, evaluated every ``eval_every`` and checkpointed
-every ``save_every`` and at the end -> pass@1 "after". Samples of step ``s`` are seeded from
-(seed, s) and the task order from (seed, epoch), so a run resumed from a checkpoint continues
-exactly; a checkpoint refuses a resume under a different config (`codefalcon.rl.run_dir.open_run`).
+every ``save_every`` and at the end -> pass@1 "after". Every ``backend.sync_every`` steps the
+sampling engine gets the trained weights (`Session.sync_engine`; nothing to do for hf). Samples
+of step ``s`` are seeded from (seed, s) and the task order from (seed, epoch), so a run resumed
+from a checkpoint continues exactly; a checkpoint refuses a resume under a different config
+(`codefalcon.rl.run_dir.open_run`).
 
 On several processes (`codefalcon.rl.distributed`) every rank draws the same global batch and
 gives the recipe's step its shard of the tasks; the step's metrics are merged across ranks before
@@ -90,6 +92,8 @@ def train_loop(
         shard = world.shard(batch)  # this rank's whole tasks (all of them in one process)
         record = world.mean_metrics(_train_step(train_step, step, shard), len(shard), ("verdict/",))
         step += 1
+        if step % config.backend.sync_every == 0:  # after the step's optimizer updates
+            record.update(session.sync_engine())
         if evaluate and step % config.eval_every == 0 and step < config.max_steps:
             record["eval/pass@1"] = evaluate(f"step-{step:06d}", prompt_for)
         metrics.log(step, record)

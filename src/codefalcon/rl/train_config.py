@@ -6,7 +6,8 @@ Every option has a default that works for the tiny model on generated tasks; the
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,6 +15,7 @@ from codefalcon.configs import DeviceName, StrictModel
 from codefalcon.execution import ExecutorConfig
 from codefalcon.feedback import AIJudge, RewardScorer
 from codefalcon.memory.options import ExampleFilterOptions
+from codefalcon.models.backends import BackendOptions
 from codefalcon.rl.executor_options import ExecutorOptions
 from codefalcon.rl.optim import Bf16Setting
 from codefalcon.rl.policy_setup import LoraOptions
@@ -26,6 +28,21 @@ MAY_CHANGE_ON_RESUME = RUN_CONTROL_KEYS | {"reward.judge.concurrency"}
 """Keys a resumed run may change without ``allow_config_change``: where and how long it runs, how
 often it saves and evaluates, and how many workers it uses. Every other key changes what the run
 learns (or what its before/after evaluation measures), so a checkpoint refuses it."""
+
+ADDED_LATER: dict[str, Any] = {"backend": BackendOptions().model_dump(mode="json"), "tis_cap": None}
+"""Keys newer than some saved checkpoints, with their defaults as dumped: a checkpoint whose config
+lacks one trained as the default does, so resuming it with the default is no change."""
+
+
+def resume_may_change(config: TrainConfig, saved: Mapping[str, Any] | None) -> frozenset[str]:
+    """`MAY_CHANGE_ON_RESUME` plus the `ADDED_LATER` keys that the checkpoint's config ``saved``
+    lacks and ``config`` leaves at their defaults (an older checkpoint resumes as before; one
+    resumed with, say, another back-end is still refused)."""
+    if saved is None:
+        return MAY_CHANGE_ON_RESUME
+    current = config.model_dump(mode="json", include=set(ADDED_LATER))
+    same = {key for key, default in ADDED_LATER.items() if key not in saved and current[key] == default}
+    return MAY_CHANGE_ON_RESUME | same
 
 
 class SamplingOptions(StrictModel):
@@ -225,9 +242,20 @@ class TrainConfig(StrictModel):
     """Where programs run: here (default) or on a Ray cluster, ``{backend: ray, address: ...}``;
     ``exec_workers`` and ``exec_timeout`` still size the local pool and limit each test."""
     tensorboard: bool = True
+    backend: BackendOptions = BackendOptions()
+    """The engine that samples rollouts: hf (default, the trainer's own model), ctranslate2, vllm or
+    openai (`codefalcon.models.make_backend`), re-synced with the trained weights every
+    ``backend.sync_every`` optimizer steps. Evaluation stays greedy HF. GRPO, RLOO, PPO and
+    CodeRL only (see docs/rl.md)."""
+    tis_cap: float | None = Field(default=None, ge=1)
+    """Truncated importance sampling (Yao et al. 2025): weigh each token's policy-gradient term by
+    min(exp(trainer old logp - engine logp), tis_cap), correcting for an engine that samples from
+    a slightly different distribution than the trainer scores (int8, bf16, a stale sync). None:
+    off. Needs a non-hf ``backend`` that reports log-probs; GRPO, RLOO, PPO and CodeRL."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        self._check_backend()
         if self.algo in ("grpo", "rloo", "falcon") and self.group_size < 2:
             raise ValueError(
                 f"group_size must be >= 2 for {self.algo} (advantages are relative within a group); "
@@ -238,6 +266,32 @@ class TrainConfig(StrictModel):
                 "falcon's inner loop has no reference model, so grpo.beta must be 0; set grpo.beta: 0"
             )
         return self
+
+    def _check_backend(self) -> None:
+        """Refuse back-end settings that would be silently ignored or untested."""
+        if self.backend.name != "hf" and self.algo == "falcon":
+            # FALCON's per-task inner copies and memory prompts have not been checked against an
+            # engine's samples; refuse rather than fall back to HF behind the user's back.
+            raise ValueError(
+                f"backend: falcon samples with the trainer's model only, not {self.backend.name!r}; "
+                "set backend.name: hf (or use grpo, rloo, ppo or coderl with another back-end)"
+            )
+        if self.tis_cap is None:
+            return
+        if self.algo == "falcon":
+            raise ValueError("tis_cap: falcon has no importance-sampling correction; drop tis_cap")
+        if self.backend.name == "hf":
+            raise ValueError(
+                "tis_cap corrects for an engine other than the trainer's model, but backend is hf "
+                "(which samples from the trained model itself): set backend.name, or drop tis_cap"
+            )
+        if self.backend.name == "ctranslate2" and self.sampling.temperature != 1.0:
+            # CTranslate2 reports untempered log-probs, so it gives none at other temperatures
+            # and every weight would silently be 1.
+            raise ValueError(
+                "tis_cap with backend ctranslate2 needs sampling.temperature: 1 (CTranslate2 reports "
+                f"no tempered log-probs; temperature is {self.sampling.temperature})"
+            )
 
     @property
     def rollouts_per_step(self) -> int:

@@ -19,9 +19,11 @@ from torch import Tensor, nn
 from codefalcon.models.loading import model_device
 from codefalcon.rl.distributed import SINGLE, World
 from codefalcon.rl.logprobs import completion_forward, entropy_from_logits, gather_logprobs
+from codefalcon.rl.losses.importance import engine_gap, truncated_is_weights
 from codefalcon.rl.losses.masked import masked_mean
 from codefalcon.rl.optim import bf16_autocast, optimizer_step
 from codefalcon.rl.rollout import Rollouts
+from codefalcon.rl.stats import to_metrics
 
 MicroBatchLoss = Callable[[list[int]], tuple[Tensor, dict[str, float]]]
 """The loss of the rollout rows ``index`` (a token mean over their loss tokens) and its metrics."""
@@ -139,3 +141,27 @@ def entropy_metric(logits: Tensor, mask: Tensor) -> dict[str, float]:
     """``policy/entropy``: mean entropy (nats) of the sampling distribution over the loss tokens."""
     with torch.no_grad():
         return {"policy/entropy": float(masked_mean(entropy_from_logits(logits), mask))}
+
+
+def engine_correction(
+    rollouts: Rollouts, old_logp: Tensor, tis_cap: float | None
+) -> tuple[Tensor | None, dict[str, float]]:
+    """Truncated importance weights of the sampled tokens (None without ``tis_cap`` or engine
+    log-probs) and the ``sample/`` metrics comparing the engine with the trainer.
+
+    ``old_logp`` (B, C): the trainer's log-probs of the sampled tokens before the update.
+    Metrics: ``sample/logp_gap``, ``sample/logp_gap_abs``, ``sample/logp_covered`` (fraction of
+    tokens the engine reported) and, with ``tis_cap``, ``sample/tis_weight_mean`` and
+    ``sample/tis_capped_frac`` (tokens whose weight hit the cap), all over the sampled tokens.
+    """
+    engine = rollouts.engine_logprobs
+    if engine is None:
+        return None, {}
+    sampled = rollouts.completion_mask.bool()
+    record = to_metrics(engine_gap(engine, old_logp, sampled), "sample")
+    if tis_cap is None:
+        return None, record
+    weights = truncated_is_weights(old_logp, engine, tis_cap)
+    record["sample/tis_weight_mean"] = float(masked_mean(weights, sampled))
+    record["sample/tis_capped_frac"] = float(masked_mean((weights >= tis_cap).float(), sampled))
+    return weights, record

@@ -183,12 +183,15 @@ def grpo_loss(
     beta: float = 0.0,
     truncated: Tensor | None = None,
     aggregate: Aggregate = token_mean,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, GRPOStats]:
     """The clipped GRPO / DAPO objective (see the module docstring): scalar and `GRPOStats`.
 
     Shapes: logp, old_logp, mask, ref_logp (B, T); advantages (B,) (one per sample, broadcast over
     its tokens) or (B, T); truncated (B,) bool, True = drop the sample's tokens. ``old_logp=None`` means
-    on-policy (old = logp detached, so ratio = 1 with the right gradient). With no token left
+    on-policy (old = logp detached, so ratio = 1 with the right gradient). ``is_weights`` (B, T),
+    constants: each token's clipped surrogate is multiplied by its weight, the KL term is not
+    (truncated importance sampling against the sampling engine, `truncated_is_weights`). With no token left
     (everything padding or truncated) the loss is 0 and the gradient zero.
     Example: logp = old, A = [1, -1], one token each -> -(1 + -1) / 2 = 0.
     """
@@ -207,7 +210,7 @@ def grpo_loss(
     log_ratio = torch.where(valid, logp - old, torch.zeros_like(logp))
     ratio = torch.exp(log_ratio)
     surrogate = torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * adv)
-    per_token = -surrogate
+    per_token = -surrogate if is_weights is None else -surrogate * is_weights.detach().to(logp.dtype)
     kl = None
     if ref_logp is not None:
         ref = torch.where(valid, ref_logp.detach(), logp.detach())

@@ -65,7 +65,12 @@ class PolicyStats:
 
 
 def ppo_policy_loss(
-    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip: float = 0.2
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip: float = 0.2,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, PolicyStats]:
     """PPO's clipped surrogate, token-mean over the batch: scalar and `PolicyStats`.
 
@@ -74,7 +79,9 @@ def ppo_policy_loss(
     token whose ratio has left the clip range in the direction its advantage pushes gets zero
     gradient; at exactly 1 +- clip it is not clipped. Whiten advantages first if wanted
     (`masked_whiten`). Example: ratio [1.5, 0.5], A [1, 1], clip 0.2 -> max(-1.5, -1.2) = -1.2
-    (clipped: no gradient) and max(-0.5, -0.8) = -0.5 -> loss -0.85.
+    (clipped: no gradient) and max(-0.5, -0.8) = -0.5 -> loss -0.85. ``is_weights`` (B, T),
+    constants: each token's clipped term is multiplied by its weight (truncated importance
+    sampling against the sampling engine, `truncated_is_weights`).
     """
     old_logp, advantages = old_logp.detach(), advantages.detach()
     # Zero log-ratio at padding, so exp never sees what padding holds (no inf, no NaN gradients).
@@ -82,7 +89,10 @@ def ppo_policy_loss(
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    per_token = torch.maximum(unclipped, clipped)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach().to(per_token.dtype)
+    loss = masked_mean(per_token, mask)
     with torch.no_grad():
         stats = PolicyStats(
             loss=item(loss),

@@ -13,6 +13,11 @@ Each step, for ``tasks_per_step`` tasks:
    supervised step: ``coderl.ce_coef`` x the answer-token cross-entropy of the tasks' reference
    solutions (the same CE as the warm-up, `codefalcon.rl.sft.accumulate_ce`);
 6. log and checkpoint (`codefalcon.rl.train.train_loop`).
+
+When another engine sampled (``backend:``; the greedy baseline comes from it too), the trainer
+computes its log-probs of the samples to log their gap to the engine's (``sample/logp_gap``);
+with ``tis_cap`` each token's return is multiplied by its truncated importance weight, which
+weighs its policy-gradient term (`engine_correction`).
 """
 
 from __future__ import annotations
@@ -38,7 +43,14 @@ from codefalcon.rl.sft import accumulate_ce
 from codefalcon.rl.stats import to_metrics
 from codefalcon.rl.train import train_loop
 from codefalcon.rl.train_config import TrainConfig
-from codefalcon.rl.update import entropy_metric, gradient_step, policy_forward, take
+from codefalcon.rl.update import (
+    engine_correction,
+    entropy_metric,
+    gradient_step,
+    policy_forward,
+    rollout_logprobs,
+    take,
+)
 from codefalcon.tasks.record import Task
 
 CriticWeights = Callable[[Rollouts], Tensor]
@@ -81,7 +93,9 @@ def train_step(
     if options.relative_returns:
         t0 = time.perf_counter()
         params = session.sampling(step)
-        greedy = greedy_rewards(session.backend, session.executor, session.scorer, tasks, prompt_for, params)
+        greedy = greedy_rewards(
+            session.backend, session.executor, session.scorer, tasks, prompt_for, params, session.encoder
+        )
         baseline = greedy.repeat_interleave(config.group_size).to(session.device)
         record["time/baseline"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -93,6 +107,12 @@ def train_step(
     record["coderl/return_mean"] = float(masked_mean(returns, mask))
     if baseline is not None:
         record["coderl/baseline_reward"] = float(baseline.mean())
+    if rollouts.engine_logprobs is not None:  # another engine sampled: compare, maybe correct
+        old_logp, _ = rollout_logprobs(model, rollouts, micro, temperature, session.autocast)
+        is_weights, engine_metrics = engine_correction(rollouts, old_logp, config.tis_cap)
+        record.update(engine_metrics)
+        if is_weights is not None:  # returns are constants, so this weighs each token's PG term
+            returns = returns * is_weights
 
     # policy-gradient loss and update, accumulated over micro-batches
     def loss_of(index: list[int]) -> tuple[Tensor, dict[str, float]]:

@@ -14,8 +14,11 @@ Each step, for ``tasks_per_step`` tasks:
 5. log and checkpoint (`codefalcon.rl.train.train_loop`).
 
 On-policy (``updates_per_step: 1``) the old log-probs are the current ones detached (ratio 1),
-so no extra forward pass is needed. The losses are the pure functions of
-`codefalcon.rl.losses.grpo`; see docs/rl.md for their length biases.
+so no extra forward pass is needed, unless another engine sampled (``backend:``): then the
+trainer recomputes them, logs their gap to the engine's (``sample/logp_gap``) and, with
+``tis_cap``, weighs each token's surrogate by the truncated importance ratio
+(`engine_correction`). The losses are the pure functions of `codefalcon.rl.losses.grpo`; see
+docs/rl.md for their length biases.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ from codefalcon.rl.session import PromptFor, Session, open_session
 from codefalcon.rl.stats import to_metrics
 from codefalcon.rl.train import train_loop
 from codefalcon.rl.train_config import GRPOOptions, TrainConfig
-from codefalcon.rl.update import entropy_metric, gradient_step, policy_forward, rollout_logprobs, take
+from codefalcon.rl.update import (
+    engine_correction,
+    entropy_metric,
+    gradient_step,
+    policy_forward,
+    rollout_logprobs,
+    take,
+)
 from codefalcon.tasks.record import Task
 
 Advantages = Callable[[Tensor, int], tuple[Tensor, GroupStats]]
@@ -87,8 +97,12 @@ def train_step(
     record.update(to_metrics(group_stats, "adv"))
     mask = rollouts.loss_mask(drop_truncated=config.grpo.mask_truncated)
     old_logp = None  # on-policy: ratio 1 with the right gradient, no extra forward pass
-    if config.updates_per_step > 1:
+    if config.updates_per_step > 1 or rollouts.engine_logprobs is not None:
         old_logp, _ = rollout_logprobs(model, rollouts, micro, temperature, session.autocast)
+    is_weights = None  # the sampling engine's correction (None when HF sampled)
+    if old_logp is not None:
+        is_weights, engine_metrics = engine_correction(rollouts, old_logp, config.tis_cap)
+        record.update(engine_metrics)
     ref_logp = None
     if reference is not None:
         with reference() as frozen:
@@ -98,8 +112,8 @@ def train_step(
     def loss_of(index: list[int]) -> tuple[Tensor, dict[str, float]]:
         rows = rollouts.rows(index)
         logits, _ = policy_forward(model, rows, temperature, session.autocast)
-        adv, rows_mask, old, ref = take(index, advantages, mask, old_logp, ref_logp)
-        return group_relative_loss(logits, rows, adv, rows_mask, old, ref, config.grpo, config.algo)
+        adv, rows_mask, old, ref, weights = take(index, advantages, mask, old_logp, ref_logp, is_weights)
+        return group_relative_loss(logits, rows, adv, rows_mask, old, ref, config.grpo, config.algo, weights)
 
     for _ in range(config.updates_per_step):
         record.update(gradient_step(optimizer, loss_of, mask, micro, config.max_grad_norm, session.world))
@@ -117,12 +131,13 @@ def group_relative_loss(
     ref_logp: Tensor | None,
     options: GRPOOptions,
     name: str,
+    is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """`grpo_loss` of a micro-batch from its (B, C, V) logits, and its metrics (``loss/<name>/``).
 
     ``mask`` already leaves truncated samples out when ``options.mask_truncated``; they are passed
-    to the loss as well, which is what counts them (``loss/<name>/n_truncated``). FALCON's inner
-    loop uses this loss too.
+    to the loss as well, which is what counts them (``loss/<name>/n_truncated``). ``is_weights``:
+    the truncated importance weights (``tis_cap``). FALCON's inner loop uses this loss too.
     """
     logp = gather_logprobs(logits, rows.completion_ids, rows.completion_mask)
     loss, stats = grpo_loss(
@@ -135,5 +150,6 @@ def group_relative_loss(
         ref_logp=ref_logp,
         beta=options.beta,
         truncated=rows.truncated if options.mask_truncated else None,
+        is_weights=is_weights,
     )
     return loss, {**to_metrics(stats, f"loss/{name}"), **entropy_metric(logits, mask)}

@@ -14,7 +14,10 @@ Each step, for ``tasks_per_step`` tasks:
 7. log and checkpoint (`codefalcon.rl.train.train_loop`); the checkpoint also holds the value
    head and the KL coefficient.
 
-The losses are the pure functions of `codefalcon.rl.losses.ppo` and `.kl`.
+When another engine sampled (``backend:``), step 2 also logs the gap between its log-probs and
+the trainer's (``sample/logp_gap``) and, with ``tis_cap``, step 5 weighs each token's clipped
+policy term by the truncated importance ratio (`engine_correction`). The losses are the pure
+functions of `codefalcon.rl.losses.ppo` and `.kl`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,14 @@ from codefalcon.rl.session import PromptFor, Session, open_session
 from codefalcon.rl.stats import to_metrics
 from codefalcon.rl.train import train_loop
 from codefalcon.rl.train_config import PPOOptions, TrainConfig
-from codefalcon.rl.update import entropy_metric, gradient_step, policy_forward, rollout_logprobs, take
+from codefalcon.rl.update import (
+    engine_correction,
+    entropy_metric,
+    gradient_step,
+    policy_forward,
+    rollout_logprobs,
+    take,
+)
 from codefalcon.tasks.record import Task
 
 
@@ -109,6 +119,8 @@ def train_step(
     mask = rollouts.loss_mask()
     old_logp, old_values = rollout_logprobs(model, rollouts, micro, temperature, autocast, value_head)
     assert old_values is not None
+    is_weights, engine_metrics = engine_correction(rollouts, old_logp, config.tis_cap)
+    record.update(engine_metrics)
     with reference() as frozen:
         ref_logp, _ = rollout_logprobs(frozen, rollouts, micro, temperature, autocast)
 
@@ -131,8 +143,10 @@ def train_step(
         logits, values = policy_forward(model, rows, temperature, autocast, value_head)
         assert values is not None
         logp = gather_logprobs(logits, rows.completion_ids, rows.completion_mask)
-        adv, rows_mask, old, old_v, ret = take(index, advantages, mask, old_logp, old_values, returns)
-        policy_loss, p_stats = ppo_policy_loss(logp, old, adv, rows_mask, options.clip)
+        adv, rows_mask, old, old_v, ret, weights = take(
+            index, advantages, mask, old_logp, old_values, returns, is_weights
+        )
+        policy_loss, p_stats = ppo_policy_loss(logp, old, adv, rows_mask, options.clip, weights)
         value_loss, v_stats = ppo_value_loss(values, old_v, ret, rows_mask, options.clip)
         metrics = {**to_metrics(p_stats, "loss/policy"), **to_metrics(v_stats, "loss/value")}
         return policy_loss + options.vf_coef * value_loss, {**metrics, **entropy_metric(logits, rows_mask)}
