@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,6 +69,24 @@ def roughen(policy: Policy, std: float = 0.5, seed: int = 0) -> Policy:
             if param.dim() > 1:
                 param.copy_(torch.randn(param.shape, generator=generator) * std)
     return policy
+
+
+@contextlib.contextmanager
+def serving(policy: Policy, folder: Path) -> Iterator[str]:
+    """``codefalcon serve`` on ``policy`` (saved to ``folder``) in a real process on loopback; its URL."""
+    policy.model.save_pretrained(folder)
+    policy.tokenizer.save_pretrained(folder)
+    command = [sys.executable, "-m", "codefalcon.cli", "serve", str(folder), "--port", "0", "--threads", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()  # printed once it listens
+        if not url.startswith("http://127.0.0.1:"):
+            process.kill()
+            pytest.fail(f"codefalcon serve did not start: {url!r} {process.stderr.read()[-2000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

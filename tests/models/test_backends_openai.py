@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import torch
 
 from codefalcon.models import FinishReason, HFBackend, SamplingParams, load_policy
 from codefalcon.models.backends.openai import OpenAIBackend, ServerUnavailableError
-from conftest import roughen
+from conftest import roughen, serving
 
 PROMPTS = [
     "def add(a, b):\n",
@@ -40,20 +38,8 @@ def ids(results) -> list[list[tuple[int, ...]]]:
 def served(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
     """(url, policy): ``codefalcon serve`` on the rough tiny model, and the same policy here."""
     policy = roughen(load_policy(tiny_dir), seed=4)
-    folder = tmp_path_factory.mktemp("served")
-    policy.model.save_pretrained(folder)
-    policy.tokenizer.save_pretrained(folder)
-    command = [sys.executable, "-m", "codefalcon.cli", "serve", str(folder), "--port", "0", "--threads", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = process.stdout.readline().strip()  # printed once it listens
-        if not url.startswith("http://127.0.0.1:"):
-            process.kill()
-            pytest.fail(f"codefalcon serve did not start: {url!r} {process.stderr.read()[-2000:]}")
+    with serving(policy, tmp_path_factory.mktemp("served")) as url:
         yield url, policy
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

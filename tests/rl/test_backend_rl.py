@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from codefalcon.rl.train import train_rl
 from codefalcon.rl.train_config import TrainConfig, resume_may_change
 from codefalcon.tasks.jsonl import save_tasks_jsonl
 from codefalcon.tasks.synth import generate_splits
-from conftest import roughen
+from conftest import roughen, serving
 
 PROMPT = "def add(a, b):\n"
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=8, logprobs=True)
@@ -153,21 +151,8 @@ def test_grpo_with_ctranslate2_syncs_logs_the_gap_and_weighs_tokens(
 def served(tiny_dir: Path, tmp_path: Path) -> Iterator[str]:
     """``codefalcon serve`` on a *different* model than the run starts from (rough weights), so
     only the start-of-run sync makes the server sample from the trained policy."""
-    policy = roughen(load_policy(tiny_dir), seed=4)
-    folder = tmp_path / "served"
-    policy.model.save_pretrained(folder)
-    policy.tokenizer.save_pretrained(folder)
-    command = [sys.executable, "-m", "codefalcon.cli", "serve", str(folder), "--port", "0", "--threads", "1"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = process.stdout.readline().strip()  # printed once it listens
-        if not url.startswith("http://127.0.0.1:"):
-            process.kill()
-            pytest.fail(f"codefalcon serve did not start: {url!r} {process.stderr.read()[-2000:]}")
+    with serving(roughen(load_policy(tiny_dir), seed=4), tmp_path / "served") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_ppo_through_codefalcon_serve_syncs_at_start_and_after_steps(

@@ -235,9 +235,9 @@ def example_loss(model: Any, kind: str, examples: Sequence[Example]) -> tuple[to
     # token on carry loss, so the LM head runs on those alone (a third to a half of the tokens on
     # task prompts: the head is the widest matmul of a small model).
     start = _first_label_position(labels)
-    kwargs = {"logits_to_keep": labels.shape[1] - start} if forward_accepts(model, "logits_to_keep") else {}
-    logits = model(input_ids=input_ids, attention_mask=attention, **kwargs).logits  # (B, T', V)
-    logits = logits[:, -(labels.shape[1] - start) :]
+    keep = labels.shape[1] - start
+    kwargs = {"logits_to_keep": keep} if forward_accepts(model, "logits_to_keep") else {}
+    logits = model(input_ids=input_ids, attention_mask=attention, **kwargs).logits[:, -keep:]  # (B, keep, V)
     return masked_token_cross_entropy(logits[:, :-1], labels[:, start + 1 :], IGNORE_INDEX)
 
 
