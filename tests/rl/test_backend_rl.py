@@ -22,8 +22,9 @@ from codefalcon.configs import ConfigError, load_config
 from codefalcon.models import HFBackend, SamplingParams, load_policy
 from codefalcon.rl.checkpoint import config_changes
 from codefalcon.rl.metrics_log import read_metrics
+from codefalcon.rl.run_dir import newer_keys_at_default
 from codefalcon.rl.train import train_rl
-from codefalcon.rl.train_config import TrainConfig, resume_may_change
+from codefalcon.rl.train_config import ADDED_LATER, MAY_CHANGE_ON_RESUME, TrainConfig
 from codefalcon.tasks.jsonl import save_tasks_jsonl
 from codefalcon.tasks.synth import generate_splits
 from conftest import roughen, serving
@@ -217,8 +218,31 @@ def test_checkpoints_older_than_the_backend_keys_resume(
 ) -> None:
     current = config(tiny_dir, tasks_file, tmp_path)
     saved = current.model_dump(mode="json")
-    del saved["backend"], saved["tis_cap"]  # a checkpoint from before these keys existed
-    assert config_changes(saved, current.model_dump(mode="json"), resume_may_change(current, saved)) == []
+    del saved["backend"], saved["tis_cap"], saved["rft"]  # a checkpoint from before these keys existed
+
+    def free(config: TrainConfig) -> set[str]:
+        return {
+            *MAY_CHANGE_ON_RESUME,
+            *newer_keys_at_default(saved, config.model_dump(mode="json"), ADDED_LATER),
+        }
+
+    assert config_changes(saved, current.model_dump(mode="json"), free(current)) == []
     other = config(tiny_dir, tasks_file, tmp_path, backend={"name": "ctranslate2"})
-    changes = config_changes(saved, other.model_dump(mode="json"), resume_may_change(other, saved))
+    changes = config_changes(saved, other.model_dump(mode="json"), free(other))
     assert [c.split(":")[0] for c in changes] == ["backend"]
+
+
+def test_resume_check_frees_only_the_newer_keys_left_at_default(tmp_path: Path) -> None:
+    from codefalcon.rl.checkpoint import Checkpoint
+    from codefalcon.rl.run_dir import ConfigChangedError, check_resume_config
+    from codefalcon.rl.sft import SFTConfig
+
+    config = SFTConfig(model="m", train=[{"benchmark": "jsonl", "path": "t.jsonl"}])
+    saved = config.model_dump(mode="json")
+    checkpoint = Checkpoint(tmp_path, 1, {"config": {k: v for k, v in saved.items() if k != "lr"}})
+    check_resume_config(checkpoint, config, set(), False, {"lr": saved["lr"]})  # lr newer, at default
+    with pytest.raises(ConfigChangedError, match="lr"):
+        check_resume_config(checkpoint, config, set(), False)  # not declared newer: a change
+    changed = config.model_copy(update={"lr": saved["lr"] * 2})
+    with pytest.raises(ConfigChangedError, match="lr"):
+        check_resume_config(checkpoint, changed, set(), False, {"lr": saved["lr"]})  # newer, not default

@@ -73,7 +73,7 @@ def train(
     config: ConfigOption = None,
     overrides: OverridesArgument = None,
     algo: Annotated[
-        str | None, typer.Option(help="coderl, ppo, grpo, rloo or falcon (overrides the config's algo).")
+        str | None, typer.Option(help="coderl, ppo, grpo, rloo, falcon or rft (overrides the config's algo).")
     ] = None,
     print_config: PrintOption = False,
     allow_config_change: AllowChangeOption = False,
@@ -82,11 +82,11 @@ def train(
 
     One recipe per algorithm (src/codefalcon/rl/recipes/): CodeRL (critic-weighted policy
     gradient vs a greedy baseline, alternating with CE), PPO (value head, GAE, clipped losses,
-    adaptive KL), GRPO / RLOO (group-relative advantages, clip-higher, token-level loss) and
-    FALCON (memory in the prompts, per-task adaptation, Reptile outer step). Greedy held-out
-    pass@1 before and after; metrics in metrics.jsonl and TensorBoard; checkpoints resume
-    exactly after a kill. Under torchrun or
-    accelerate launch, GRPO, RLOO, PPO and CodeRL train data-parallel (docs/scaling.md).
+    adaptive KL), GRPO / RLOO (group-relative advantages, clip-higher, token-level loss), FALCON
+    (memory in the prompts, per-task adaptation, Reptile outer step) and RFT (fine-tuning on the
+    samples that passed, the expert-iteration baseline). Greedy held-out pass@1 before and after;
+    metrics in metrics.jsonl and TensorBoard; checkpoints resume exactly after a kill. Under
+    torchrun or accelerate launch, GRPO, RLOO, PPO and CodeRL train data-parallel (docs/scaling.md).
     """
     from codefalcon.rl.train import train_rl
     from codefalcon.rl.train_config import TrainConfig

@@ -60,6 +60,7 @@ from codefalcon.rl.losses.ppo import (
     ppo_policy_loss,
     ppo_value_loss,
 )
+from codefalcon.rl.losses.rft import rft_loss, verified_rows
 from codefalcon.rl.reptile import reptile_gradients
 from codefalcon.rl.stats import to_metrics
 
@@ -101,9 +102,11 @@ __all__ = [
     "ppo_policy_loss",
     "ppo_value_loss",
     "reptile_gradients",
+    "rft_loss",
     "rloo_advantages",
     "sequence_logprobs",
     "sequence_mean",
     "to_metrics",
     "token_mean",
+    "verified_rows",
 ]

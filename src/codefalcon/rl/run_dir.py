@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ def open_run(
     may_change: Collection[str] = RUN_CONTROL_KEYS,
     allow_config_change: bool = False,
     writer: bool = True,
+    added_later: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Checkpoint | None]:
     """Create the run folder, check a resumed run's config, save the resolved config in it, seed
     the RNGs; return the folder and its latest checkpoint (None for a fresh run; its RNG state is
@@ -55,13 +56,15 @@ def open_run(
     from the one the checkpoint saved in any key outside ``may_change``; with
     ``allow_config_change`` the differences are logged and the run continues under ``config``.
     ``writer``: False on the ranks other than 0 of a multi-process run, which only read the folder.
+    ``added_later``: keys newer than some checkpoints, with their defaults as dumped
+    (`newer_keys_at_default`).
     """
     out = Path(out_dir)
     if writer:
         out.mkdir(parents=True, exist_ok=True)
     checkpoint = latest_checkpoint(out / "checkpoints")
     if checkpoint is not None:
-        check_resume_config(checkpoint, config, may_change, allow_config_change)
+        check_resume_config(checkpoint, config, may_change, allow_config_change, added_later)
     if writer:
         (out / "config.yaml").write_text(dump_config(config), encoding="utf-8")
     torch.manual_seed(seed)
@@ -70,14 +73,21 @@ def open_run(
 
 
 def check_resume_config(
-    checkpoint: Checkpoint, config: BaseModel, may_change: Collection[str], allow_config_change: bool
+    checkpoint: Checkpoint,
+    config: BaseModel,
+    may_change: Collection[str],
+    allow_config_change: bool,
+    added_later: Mapping[str, Any] | None = None,
 ) -> None:
-    """Refuse (or, allowed, log) resuming ``checkpoint`` under a config that differs from its own."""
+    """Refuse (or, allowed, log) resuming ``checkpoint`` under a config that differs from its own
+    in a key outside ``may_change`` (and outside `newer_keys_at_default` of ``added_later``)."""
     saved = checkpoint.state.get("config")
     if saved is None:
         log.warning("%s saved no config (an older checkpoint): its config is not checked", checkpoint.path)
         return
-    changes = config_changes(saved, config.model_dump(mode="json"), may_change)
+    current = config.model_dump(mode="json")
+    free = {*may_change, *newer_keys_at_default(saved, current, added_later or {})}
+    changes = config_changes(saved, current, free)
     if not changes:
         return
     listed = "; ".join(changes)
@@ -89,6 +99,17 @@ def check_resume_config(
         "saved, use a new out_dir, or allow the change (--allow-config-change, or "
         f"allow_config_change=True). Free to change on resume: {', '.join(sorted(may_change))}"
     )
+
+
+def newer_keys_at_default(
+    saved: Mapping[str, Any], current: Mapping[str, Any], added_later: Mapping[str, Any]
+) -> set[str]:
+    """The ``added_later`` keys (key -> default, as dumped) that the checkpoint's config ``saved``
+    lacks and ``current`` leaves at their default: such a checkpoint trained as the default does,
+    so resuming it with the default is no change (one resumed with another value still is).
+    Example: added_later {"tis_cap": None}, saved without it, current tis_cap None -> {"tis_cap"}.
+    """
+    return {key for key, default in added_later.items() if key not in saved and current.get(key) == default}
 
 
 def seeded_epochs(

@@ -28,14 +28,14 @@ from codefalcon.execution import Executor, RayExecutor, open_executor
 from codefalcon.feedback import RewardScorer
 from codefalcon.models import HFBackend, Policy, Prompt, SamplingParams, make_backend, model_device
 from codefalcon.models.generation import SyncedBackend
-from codefalcon.rl.checkpoint import Checkpoint, latest_checkpoint, load_trainer_state, save_checkpoint
+from codefalcon.rl.checkpoint import Checkpoint, load_trainer_state, save_checkpoint
 from codefalcon.rl.distributed import World, current_world
 from codefalcon.rl.metrics_log import MetricsLog
 from codefalcon.rl.optim import autocast_enabled
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import Rollouts, collect_rollouts
 from codefalcon.rl.run_dir import open_run
-from codefalcon.rl.train_config import TrainConfig, resume_may_change
+from codefalcon.rl.train_config import ADDED_LATER, MAY_CHANGE_ON_RESUME, TrainConfig
 from codefalcon.tasks.record import Task
 
 log = logging.getLogger(__name__)
@@ -218,19 +218,23 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
     """Open (or resume) the run of ``config``; see the module docstring.
 
     Resuming under a config that differs from the checkpoint's outside `MAY_CHANGE_ON_RESUME` (and
-    keys newer than the checkpoint left at their defaults, `resume_may_change`) is refused
+    keys newer than the checkpoint left at their defaults, `ADDED_LATER`) is refused
     (`codefalcon.rl.run_dir.ConfigChangedError`) unless ``allow_config_change``.
     """
     world = current_world()
-    saved = latest_checkpoint(Path(config.out_dir) / "checkpoints")
-    may_change = resume_may_change(config, saved.state.get("config") if saved else None)
     if world.size > config.tasks_per_step:
         raise ValueError(
             f"{world.size} processes share {config.tasks_per_step} tasks per step: every rank needs "
             f"a task; set tasks_per_step >= {world.size} (a multiple of it balances the ranks)"
         )
     out, checkpoint = open_run(
-        config.out_dir, config, config.seed, may_change, allow_config_change, world.is_writer
+        config.out_dir,
+        config,
+        config.seed,
+        MAY_CHANGE_ON_RESUME,
+        allow_config_change,
+        world.is_writer,
+        ADDED_LATER,
     )
     world.barrier()  # rank 0 has made the run folder
     policy = load_trainable_policy(

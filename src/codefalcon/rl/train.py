@@ -2,7 +2,8 @@
 
 `train_rl` runs the recipe of ``config.algo`` (`codefalcon.rl.recipes`): ``grpo.py`` (GRPO and
 RLOO, which differ only in their advantage function), ``ppo.py`` (PPOCoder), ``coderl.py`` and
-``falcon.py`` (meta-RL). Each recipe builds what its algorithm needs and writes its step top to
+``falcon.py`` (meta-RL) and ``rft.py`` (rejection-sampling fine-tuning, the expert-iteration
+baseline). Each recipe builds what its algorithm needs and writes its step top to
 bottom in its own file: sample -> execute -> reward -> advantage -> loss -> update.
 
 `train_loop` is the skeleton all of them run that step in: greedy pass@1 "before" -> steps until
@@ -53,7 +54,7 @@ def train_rl(
     ``allow_config_change``: resume even if ``config`` differs from the checkpoint's in keys that
     change what is learnt (`codefalcon.rl.train_config.MAY_CHANGE_ON_RESUME` lists the free ones).
     """
-    from codefalcon.rl.recipes import coderl, falcon, grpo, ppo  # they import train_loop from here
+    from codefalcon.rl.recipes import coderl, falcon, grpo, ppo, rft  # they import train_loop from here
 
     world = current_world()
     if world.size > 1 and config.algo not in DATA_PARALLEL:
@@ -67,6 +68,7 @@ def train_rl(
         "ppo": ppo.train,
         "coderl": coderl.train,
         "falcon": falcon.train,
+        "rft": rft.train,
     }[config.algo]
     return recipe(config, progress, allow_config_change=allow_config_change)
 

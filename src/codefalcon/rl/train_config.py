@@ -6,7 +6,6 @@ Every option has a default that works for the tiny model on generated tasks; the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -22,27 +21,21 @@ from codefalcon.rl.policy_setup import LoraOptions
 from codefalcon.rl.run_dir import RUN_CONTROL_KEYS
 from codefalcon.tasks.source import TaskSource
 
-Algo = Literal["coderl", "ppo", "grpo", "rloo", "falcon"]
+Algo = Literal["coderl", "ppo", "grpo", "rloo", "falcon", "rft"]
 
 MAY_CHANGE_ON_RESUME = RUN_CONTROL_KEYS | {"reward.judge.concurrency"}
 """Keys a resumed run may change without ``allow_config_change``: where and how long it runs, how
 often it saves and evaluates, and how many workers it uses. Every other key changes what the run
 learns (or what its before/after evaluation measures), so a checkpoint refuses it."""
 
-ADDED_LATER: dict[str, Any] = {"backend": BackendOptions().model_dump(mode="json"), "tis_cap": None}
+ADDED_LATER: dict[str, Any] = {
+    "backend": BackendOptions().model_dump(mode="json"),
+    "tis_cap": None,
+    "rft": {"unique": True, "max_per_task": None, "drop_truncated": True},
+}
 """Keys newer than some saved checkpoints, with their defaults as dumped: a checkpoint whose config
-lacks one trained as the default does, so resuming it with the default is no change."""
-
-
-def resume_may_change(config: TrainConfig, saved: Mapping[str, Any] | None) -> frozenset[str]:
-    """`MAY_CHANGE_ON_RESUME` plus the `ADDED_LATER` keys that the checkpoint's config ``saved``
-    lacks and ``config`` leaves at their defaults (an older checkpoint resumes as before; one
-    resumed with, say, another back-end is still refused)."""
-    if saved is None:
-        return MAY_CHANGE_ON_RESUME
-    current = config.model_dump(mode="json", include=set(ADDED_LATER))
-    same = {key for key, default in ADDED_LATER.items() if key not in saved and current[key] == default}
-    return MAY_CHANGE_ON_RESUME | same
+lacks one trained as the default does, so resuming it with the default is no change
+(`codefalcon.rl.run_dir.newer_keys_at_default`)."""
 
 
 class SamplingOptions(StrictModel):
@@ -171,6 +164,18 @@ class CodeRLOptions(StrictModel):
     """Weight of the supervised step on reference solutions that alternates with each RL step."""
 
 
+class RFTOptions(StrictModel):
+    """Rejection-sampling fine-tuning (expert iteration): cross-entropy on the passing samples."""
+
+    unique: bool = True
+    """Learn each distinct passing program of a task once per step, however often it was sampled."""
+    max_per_task: int | None = Field(default=None, ge=1)
+    """At most this many passing programs of one task per step (None: all of them)."""
+    drop_truncated: bool = True
+    """Never learn from a sample cut at the token budget, even if the cut program passed: it would
+    teach the model not to stop."""
+
+
 class FalconOptions(ExampleFilterOptions):
     """FALCON's meta-RL (see codefalcon.rl.recipes.falcon): memory in prompts, inner adaptation,
     Reptile. Its inner loss is GRPO's, with the ``grpo`` section's clip, scaling and masking."""
@@ -232,6 +237,7 @@ class TrainConfig(StrictModel):
     ppo: PPOOptions = PPOOptions()
     coderl: CodeRLOptions = CodeRLOptions()
     falcon: FalconOptions = FalconOptions()
+    rft: RFTOptions = RFTOptions()
     eval_every: int = Field(default=25, ge=1)
     eval_max_new_tokens: int = Field(default=128, ge=1)
     save_every: int = Field(default=10, ge=1)
@@ -278,8 +284,8 @@ class TrainConfig(StrictModel):
             )
         if self.tis_cap is None:
             return
-        if self.algo == "falcon":
-            raise ValueError("tis_cap: falcon has no importance-sampling correction; drop tis_cap")
+        if self.algo in ("falcon", "rft"):
+            raise ValueError(f"tis_cap: {self.algo} has no importance-sampling correction; drop tis_cap")
         if self.backend.name == "hf":
             raise ValueError(
                 "tis_cap corrects for an engine other than the trainer's model, but backend is hf "
