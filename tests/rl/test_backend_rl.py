@@ -219,6 +219,7 @@ def test_checkpoints_older_than_the_backend_keys_resume(
     current = config(tiny_dir, tasks_file, tmp_path)
     saved = current.model_dump(mode="json")
     del saved["backend"], saved["tis_cap"], saved["rft"]  # a checkpoint from before these keys existed
+    del saved["grpo"]["oversample"]
 
     def free(config: TrainConfig) -> set[str]:
         return {
@@ -230,6 +231,9 @@ def test_checkpoints_older_than_the_backend_keys_resume(
     other = config(tiny_dir, tasks_file, tmp_path, backend={"name": "ctranslate2"})
     changes = config_changes(saved, other.model_dump(mode="json"), free(other))
     assert [c.split(":")[0] for c in changes] == ["backend"]
+    dynamic = config(tiny_dir, tasks_file, tmp_path, grpo={"mask_truncated": False, "oversample": 2.0})
+    changes = config_changes(saved, dynamic.model_dump(mode="json"), free(dynamic))
+    assert [c.split(":")[0] for c in changes] == ["grpo.oversample"]
 
 
 def test_resume_check_frees_only_the_newer_keys_left_at_default(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from codefalcon.rl import (
     ConstantNormalizer,
     group_advantages,
     grpo_loss,
+    informative_rows,
     rloo_advantages,
     sequence_mean,
 )
@@ -201,3 +202,12 @@ def test_group_relative_loss_counts_the_truncated_samples_it_drops() -> None:
         close(loss, 1.0 if mask_truncated else -(2 * 1.0 - 2 * 1.0 + 2 * 0.5) / 6)
         assert metrics["loss/grpo/n_tokens"] == (2.0 if mask_truncated else 6.0)
         assert metrics["policy/entropy"] == pytest.approx(math.log(5.0), abs=ATOL)
+
+
+def test_informative_rows_keeps_whole_groups_with_reward_variance_in_order():
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0])  # groups: equal, mixed, equal, mixed
+    assert informative_rows(rewards, 2, 1) == [2, 3]
+    assert informative_rows(rewards, 2, 5) == [2, 3, 6, 7]  # only two groups teach anything
+    assert informative_rows(torch.zeros(4), 2, 2) == []
+    with pytest.raises(ValueError, match="group_size"):
+        informative_rows(torch.zeros(5), 2, 1)

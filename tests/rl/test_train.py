@@ -112,6 +112,33 @@ def test_algorithm_specific_metrics(tiny_dir: Path, tasks_file: Path, tmp_path: 
     assert {"falcon/meta_grad_norm", "falcon/inner_loss"} <= set(falcon)
 
 
+def test_dynamic_sampling_trains_on_informative_groups_only(
+    tiny_dir: Path, tasks_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codefalcon.feedback import Reward, RewardScorer, compose
+
+    def score(self, task, program, result, judgement=None):  # only even-numbered tasks' rewards vary
+        varies = int(task.task_id.rsplit("/", 1)[1]) % 2 == 0
+        return compose(
+            result, {"len": Reward((len(program) % 7) / 6 if varies else 0.0, "test")}, {"len": 1.0}
+        )
+
+    monkeypatch.setattr(RewardScorer, "score", score)
+    grpo = {"mask_truncated": False, "oversample": 3.0}  # 2 tasks a step + 4 extra
+    train_rl(_config(tiny_dir, tasks_file, tmp_path, algo="grpo", max_steps=2, grpo=grpo), progress=False)
+    steps = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "reward/total" in r]
+    assert len(steps) == 2
+    for record in steps:
+        assert 1 <= record["sample/groups_kept"] <= 2
+        assert record["adv/frac_zero_std"] == 0.0  # what reached the loss all had variance
+        assert record["adv/n_groups"] == record["sample/groups_kept"]
+
+
+def test_oversample_is_refused_outside_grpo(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="oversample"):
+        _config(tiny_dir, tasks_file, tmp_path, algo="ppo", grpo={"oversample": 2.0})
+
+
 def test_group_size_one_is_rejected_for_grpo(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
     from codefalcon.configs import ConfigError
 

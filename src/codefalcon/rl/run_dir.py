@@ -107,9 +107,24 @@ def newer_keys_at_default(
     """The ``added_later`` keys (key -> default, as dumped) that the checkpoint's config ``saved``
     lacks and ``current`` leaves at their default: such a checkpoint trained as the default does,
     so resuming it with the default is no change (one resumed with another value still is).
-    Example: added_later {"tis_cap": None}, saved without it, current tis_cap None -> {"tis_cap"}.
+    Keys are dotted for nested ones (``grpo.oversample``). Example: added_later {"tis_cap": None},
+    saved without it, current tis_cap None -> {"tis_cap"}.
     """
-    return {key for key, default in added_later.items() if key not in saved and current.get(key) == default}
+    missing = object()
+
+    def lookup(config: Mapping[str, Any], dotted: str) -> Any:
+        value: Any = config
+        for part in dotted.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                return missing
+            value = value[part]
+        return value
+
+    return {
+        key
+        for key, default in added_later.items()
+        if lookup(saved, key) is missing and lookup(current, key) == default
+    }
 
 
 def seeded_epochs(

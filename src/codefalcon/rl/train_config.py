@@ -32,10 +32,11 @@ ADDED_LATER: dict[str, Any] = {
     "backend": BackendOptions().model_dump(mode="json"),
     "tis_cap": None,
     "rft": {"unique": True, "max_per_task": None, "drop_truncated": True},
+    "grpo.oversample": 1.0,
 }
-"""Keys newer than some saved checkpoints, with their defaults as dumped: a checkpoint whose config
-lacks one trained as the default does, so resuming it with the default is no change
-(`codefalcon.rl.run_dir.newer_keys_at_default`)."""
+"""Keys newer than some saved checkpoints (dotted for nested ones), with their defaults as dumped:
+a checkpoint whose config lacks one trained as the default does, so resuming it with the default
+is no change (`codefalcon.rl.run_dir.newer_keys_at_default`)."""
 
 
 class SamplingOptions(StrictModel):
@@ -136,6 +137,10 @@ class GRPOOptions(StrictModel):
     """Divide group-centred rewards by the group's std (GRPO) or not (Dr. GRPO)."""
     mask_truncated: bool = True
     """Drop samples that hit max_new_tokens from the loss (overlong filtering)."""
+    oversample: float = Field(default=1.0, ge=1)
+    """Dynamic sampling (DAPO): sample round(oversample x tasks_per_step) tasks and train on the
+    first tasks_per_step whose group's rewards differ (zero-variance groups teach nothing). The
+    extra tasks are a seeded draw per step, so a resumed run repeats them. 1: off."""
 
 
 class PPOOptions(StrictModel):
@@ -266,6 +271,11 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"group_size must be >= 2 for {self.algo} (advantages are relative within a group); "
                 "set group_size: 8"
+            )
+        if self.grpo.oversample > 1 and self.algo not in ("grpo", "rloo"):
+            raise ValueError(
+                f"grpo.oversample (dynamic sampling) is read by grpo and rloo only, not {self.algo}; "
+                "set grpo.oversample: 1"
             )
         if self.algo == "falcon" and self.grpo.beta > 0:
             raise ValueError(

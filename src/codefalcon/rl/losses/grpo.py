@@ -126,6 +126,18 @@ def rloo_advantages(rewards: Tensor, group_size: int) -> tuple[Tensor, GroupStat
     return advantages.reshape(-1), _group_stats(grouped, zero)
 
 
+def informative_rows(rewards: Tensor, group_size: int, n_groups: int) -> list[int]:
+    """Row indices of the first ``n_groups`` groups whose rewards are not all equal (DAPO's dynamic
+    sampling: a zero-variance group has zero advantages and only takes the place of one that
+    teaches). Fewer if fewer such groups exist; rows of a group stay together and in order.
+
+    Example: group_size 2, rewards [1, 1, 0, 1, 0, 0, 1, 0], n_groups 1 -> [2, 3].
+    """
+    _, zero = _grouped(rewards, group_size)
+    groups = [g for g in range(zero.shape[0]) if not bool(zero[g])][:n_groups]
+    return [g * group_size + j for g in groups for j in range(group_size)]
+
+
 def _grouped(rewards: Tensor, group_size: int) -> tuple[Tensor, Tensor]:
     """(n_groups, G) view of the rewards, and which groups have zero variance."""
     if rewards.dim() != 1:

@@ -2,7 +2,9 @@
 
 Each step, for ``tasks_per_step`` tasks:
 
-1. sample ``group_size`` programs per task, execute them, score them (`collect_rollouts`);
+1. sample ``group_size`` programs per task, execute them, score them (`collect_rollouts`); with
+   ``grpo.oversample`` > 1 (dynamic sampling), sample that many times more tasks and keep the
+   first ``tasks_per_step`` groups whose rewards differ (`informative_rows`);
 2. advantage: each sample's reward relative to its own group, so no value model is needed.
    GRPO: (r - mean_g) / (std_g + eps), or r - mean_g with ``grpo.scale_rewards: none`` (Dr. GRPO);
    RLOO: r - mean of the other G - 1 rewards. That function is the only difference between the two;
@@ -23,6 +25,7 @@ docs/rl.md for their length biases.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from functools import partial
@@ -33,7 +36,13 @@ from torch import Tensor
 
 from codefalcon.models.prompter import Prompter
 from codefalcon.rl.logprobs import gather_logprobs
-from codefalcon.rl.losses.grpo import GroupStats, group_advantages, grpo_loss, rloo_advantages
+from codefalcon.rl.losses.grpo import (
+    GroupStats,
+    group_advantages,
+    grpo_loss,
+    informative_rows,
+    rloo_advantages,
+)
 from codefalcon.rl.policy_setup import Reference, frozen_reference
 from codefalcon.rl.rollout import Rollouts, rollout_metrics
 from codefalcon.rl.session import PromptFor, Session, open_session
@@ -88,8 +97,14 @@ def train_step(
     config, model = session.config, session.policy.model
     temperature, micro = config.sampling.temperature, config.micro_batch_size
 
-    # sample G programs per task, execute and score them
-    rollouts, record = session.sample(tasks, step, prompt_for)
+    # sample G programs per task, execute and score them; dynamic sampling keeps informative groups
+    extra = oversampled_tasks(session, tasks, step)
+    sampled, record = session.sample(tasks + extra, step, prompt_for)
+    rollouts = sampled
+    if extra:
+        keep = informative_rows(sampled.rewards, config.group_size, len(tasks))
+        record["sample/groups_kept"] = len(keep) / config.group_size
+        rollouts = sampled.rows(keep)
     t0 = time.perf_counter()
 
     # advantage: each reward against its own group's
@@ -118,8 +133,21 @@ def train_step(
     for _ in range(config.updates_per_step):
         record.update(gradient_step(optimizer, loss_of, mask, micro, config.max_grad_norm, session.world))
     record["time/update"] = time.perf_counter() - t0
-    record.update(rollout_metrics(rollouts))
+    record.update(rollout_metrics(sampled))  # of everything sampled, kept or not
     return record
+
+
+def oversampled_tasks(session: Session, tasks: list[Task], step: int) -> list[Task]:
+    """Dynamic sampling's extra tasks of a step: round((oversample - 1) x len(tasks)) other
+    training tasks, drawn with a seed of (run seed, step, rank), so a resumed run draws the same."""
+    config = session.config
+    n = round((config.grpo.oversample - 1) * len(tasks))
+    if n == 0:
+        return []
+    chosen = {task.task_id for task in tasks}
+    pool = [task for task in session.tasks if task.task_id not in chosen]
+    rng = random.Random(f"codefalcon.oversample/{config.seed}/{step}/{session.world.rank}")
+    return rng.sample(pool, min(n, len(pool)))
 
 
 def group_relative_loss(
