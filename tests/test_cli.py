@@ -87,6 +87,40 @@ def test_evaluate_errors_name_file_line_and_field(shared_data, tmp_path):
     assert result.exit_code == 2 and "--data" in result.output
 
 
+def test_evaluate_against_a_baseline_prints_the_paired_gain(shared_data, tmp_path):
+    mbpp = shared_data / "mbpp.jsonl"
+    code = {
+        r["task_id"]: r["code"]
+        for r in map(json.loads, mbpp.read_text().splitlines())
+        if r["task_id"] in (11, 12, 13)
+    }
+    data = ["--benchmark", "mbpp", "--data", str(mbpp), "--k", "1"]
+
+    def evaluated(name: str, solved: set[int], *extra: str):
+        samples = tmp_path / f"{name}.jsonl"
+        rows = [{"task_id": t, "solution": code[t] if t in solved else "def f():\n    pass\n"} for t in code]
+        samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return _evaluate(*data, "--samples", str(samples), "--json", *extra)
+
+    assert evaluated("before", {13}).exit_code == 0
+    before = tmp_path / "before_results.jsonl"
+    result = evaluated("after", {11, 12, 13}, "--baseline", str(before))
+    assert result.exit_code == 0, result.output
+    paired = json.loads(result.stdout.strip().splitlines()[-1])["paired"]
+    # 2 of 3 tasks flip to solved, none the other way: exact McNemar p = 2 x 0.5^2 = 0.5.
+    assert (paired["only_after"], paired["only_before"], paired["n_tasks"]) == (2, 0, 3)
+    assert abs(paired["gain"] - 2 / 3) < 1e-12 and paired["p_value"] == 0.5
+    assert "McNemar p = 0.5" in result.output
+
+    after = tmp_path / "after_results.jsonl"
+    kept = after.read_bytes()
+    result = evaluated("after", {11}, "--baseline", str(after))  # the file it would overwrite
+    assert result.exit_code == 2 and "--baseline" in result.output and after.read_bytes() == kept
+    result = evaluated("again", {11}, "--baseline", str(tmp_path / "before.jsonl"))  # samples, not results
+    assert result.exit_code == 2 and "before.jsonl:1" in result.output and "completion_id" in result.output
+    assert not (tmp_path / "again_results.jsonl").exists()
+
+
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "evaluate" in result.output and "tasks" in result.output

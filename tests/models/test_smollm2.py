@@ -38,3 +38,21 @@ def test_greedy_humaneval_answer_extracts_to_the_function(smollm2) -> None:
     other = build_policy_prompt(load_humaneval()[1], smollm2).text
     batched = HFBackend(smollm2, batch_size=2).generate([prompt.text, other], params)
     assert batched[0][0].token_ids[:20] == completion.token_ids[:20]
+
+
+def test_ctranslate2_converts_the_gguf_loaded_model(smollm2) -> None:
+    """The dequantised GGUF model keeps its quantization_config, which CTranslate2's converter
+    refuses as an unsupported quantisation unless the back-end drops it from its copy."""
+    pytest.importorskip("ctranslate2")
+    from codefalcon.models import make_backend
+
+    prompt = build_policy_prompt(load_humaneval()[0], smollm2).text
+    params = SamplingParams(temperature=0.0, max_new_tokens=24)
+    backend = make_backend("ctranslate2", smollm2)
+    try:
+        (ct2,) = backend.generate([prompt], params)[0]
+    finally:
+        backend.close()
+    (hf,) = HFBackend(smollm2, batch_size=1).generate([prompt], params)[0]
+    assert ct2.token_ids == hf.token_ids
+    assert getattr(smollm2.model.config, "quantization_config", None) is not None  # the trainer's is untouched

@@ -134,6 +134,19 @@ def test_dynamic_sampling_trains_on_informative_groups_only(
         assert record["adv/n_groups"] == record["sample/groups_kept"]
 
 
+def test_sampling_stop_ends_rollouts_at_a_stop_sequence(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
+    def first_step(out: Path, **sampling) -> dict:
+        options = {"max_new_tokens": 12, "batch_size": 6, **sampling}
+        train_rl(_config(tiny_dir, tasks_file, out, max_steps=1, eval=None, sampling=options), progress=False)
+        return read_metrics(out / "metrics.jsonl")[0]
+
+    full = first_step(tmp_path / "full")
+    # The same seeded samples, each cut at its first of these (common in any code).
+    cut = first_step(tmp_path / "cut", stop=[" ", "e", "t", "(", "\n"])
+    assert cut["sample/length_mean"] < full["sample/length_mean"]
+    assert cut["sample/truncated_frac"] < full["sample/truncated_frac"]
+
+
 def test_oversample_is_refused_outside_grpo(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="oversample"):
         _config(tiny_dir, tasks_file, tmp_path, algo="ppo", grpo={"oversample": 2.0})

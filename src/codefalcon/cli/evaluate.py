@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,8 @@ from codefalcon.cli.common import (
     pct,
     progress,
 )
+from codefalcon.evaluation.paired import paired_gain
+from codefalcon.evaluation.samples import SamplesError, read_results, solved_tasks
 from codefalcon.evaluation.summary import EvalSummary
 
 
@@ -68,10 +71,17 @@ def evaluate(
         Path | None,
         typer.Option(help="Also write a self-contained HTML report (summary and every task's programs)."),
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier results JSONL of the same tasks (e.g. before training): also print the paired "
+            "gain in pass@1 of one greedy sample per task (with several, a task is solved if any passed), "
+            "its 95% bootstrap interval and McNemar's p."
+        ),
+    ] = None,
 ) -> None:
     """Run samples against a benchmark's tests and report pass@k and verdicts."""
     from codefalcon.evaluation import read_samples, summarize, write_results
-    from codefalcon.evaluation.samples import SamplesError
     from codefalcon.execution import Executor, ExecutorConfig
     from codefalcon.tasks.registry import normalize_task_id
 
@@ -95,6 +105,7 @@ def evaluate(
             rows = read_samples(samples, by_id, partial(normalize_task_id, benchmark.value))
         except (SamplesError, OSError, ValueError) as e:  # each names the file and line
             raise fail(f"--samples: {e}") from None
+    before = _baseline(baseline, results_path, {s.task_id for s in rows})
     config = ExecutorConfig(workers=workers, timeout=timeout, sandbox=sandbox.value, compare=compare.value)
     jobs = [(by_id[s.task_id].runnable(s.program), by_id[s.task_id].tests) for s in rows]
     with Executor(config) as ex, progress(len(jobs), "evaluating") as bar:
@@ -111,6 +122,10 @@ def evaluate(
     write_results(results_path, rows, results)
     flat["results"] = str(results_path)
     print_summary(typed, results_path)
+    if before is not None:
+        gain = paired_gain(before, solved_tasks(read_results(results_path)))
+        Console(stderr=True).print(f"against {baseline}: {gain.describe()}")
+        flat["paired"] = asdict(gain)
     if report is not None:
         from codefalcon.evaluation.report import write_evaluation_report
 
@@ -121,6 +136,26 @@ def evaluate(
         Console(stderr=True).print(f"report: {path}")
     if as_json:
         print(json.dumps({**flat, "summary": summary}))
+
+
+def _baseline(path: Path | None, results_path: Path, task_ids: set[str]) -> dict[str, bool] | None:
+    """Task id -> solved in the ``--baseline`` results, checked before any program runs."""
+    if path is None:
+        return None
+    input_file("--baseline", path)
+    if path.resolve() == results_path.resolve():
+        raise fail(f"--baseline {path} is the file this evaluation writes (--out); pass the earlier one")
+    try:
+        solved = solved_tasks(read_results(path))
+    except (SamplesError, OSError) as e:
+        raise fail(f"--baseline: {e}") from None
+    common = len(task_ids & set(solved))
+    if common < 2:
+        raise fail(f"--baseline {path}: {common} task(s) in common with --samples; a paired gain needs 2")
+    if common < len(task_ids):
+        err_console = Console(stderr=True)
+        err_console.print(f"--baseline {path}: {len(task_ids) - common} task(s) of --samples are not in it")
+    return solved
 
 
 def _canonical_samples(tasks: list[Any]) -> list[Any]:

@@ -99,6 +99,7 @@ class Session:
             temperature=options.temperature,
             top_p=options.top_p,
             max_new_tokens=options.max_new_tokens,
+            stop=tuple(options.stop),
             seed=self.config.seed * 1_000_003 + step,
             logprobs=self.external_engine,
         )

@@ -33,6 +33,7 @@ ADDED_LATER: dict[str, Any] = {
     "tis_cap": None,
     "rft": {"unique": True, "max_per_task": None, "drop_truncated": True},
     "grpo.oversample": 1.0,
+    "sampling.stop": [],
 }
 """Keys newer than some saved checkpoints (dotted for nested ones), with their defaults as dumped:
 a checkpoint whose config lacks one trained as the default does, so resuming it with the default
@@ -50,6 +51,9 @@ class SamplingOptions(StrictModel):
     """Token budget per sample; samples that hit it are 'truncated'."""
     batch_size: int = Field(default=32, ge=1)
     """Sequences per generate call; execution of one chunk overlaps generation of the next."""
+    stop: list[str] = Field(default_factory=list)
+    """Extra stop sequences, added to the prompt's own. A chat model's prose after its code costs
+    as many tokens as the code; ``["\\n```\\n"]`` ends a sample at its closing fence."""
 
 
 class JudgeOptions(StrictModel):
