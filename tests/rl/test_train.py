@@ -134,7 +134,9 @@ def test_dynamic_sampling_trains_on_informative_groups_only(
         assert record["adv/n_groups"] == record["sample/groups_kept"]
 
 
-def test_sampling_stop_ends_rollouts_at_a_stop_sequence(tiny_dir: Path, tasks_file: Path, tmp_path: Path) -> None:
+def test_sampling_stop_ends_rollouts_at_a_stop_sequence(
+    tiny_dir: Path, tasks_file: Path, tmp_path: Path
+) -> None:
     def first_step(out: Path, **sampling) -> dict:
         options = {"max_new_tokens": 12, "batch_size": 6, **sampling}
         train_rl(_config(tiny_dir, tasks_file, out, max_steps=1, eval=None, sampling=options), progress=False)
