@@ -1,7 +1,7 @@
 """Generation back-ends against HF ``generate`` in one run: tokens/s, greedy agreement, sync cost.
 
     python benchmarks/bench_generation.py [--model smollm2-135m|tiny|FOLDER]
-        [--backends hf,ctranslate2,ctranslate2-int8,vllm] [--batch-sizes 1,16,64]
+        [--backends hf,ctranslate2,ctranslate2-int8,vllm,vllm-bf16] [--batch-sizes 1,16,64]
         [--new-tokens 256] [--agree-tokens 64] [--threads N] [--busy K] [--rl-steps 3]
         [--vllm-compile] [--json FILE]
     python benchmarks/bench_generation.py --model tiny --batch-sizes 1,4 --new-tokens 32  # quick
@@ -60,6 +60,7 @@ ENGINES: dict[str, dict[str, Any]] = {
     "ctranslate2": {"name": "ctranslate2", "compute_type": "float32"},
     "ctranslate2-int8": {"name": "ctranslate2", "compute_type": "int8"},
     "vllm": {"name": "vllm"},
+    "vllm-bf16": {"name": "vllm", "dtype": "bfloat16"},  # native only with AVX512-BF16/AMX or a GPU
 }
 
 
@@ -93,7 +94,7 @@ def build(engine: str, policy: Policy, args: argparse.Namespace, batch: int) -> 
     if name == "vllm":
         from codefalcon.models.backends.vllm import VLLMBackend
 
-        return VLLMBackend(policy, threads=args.threads, enforce_eager=not args.vllm_compile)
+        return VLLMBackend(policy, threads=args.threads, enforce_eager=not args.vllm_compile, **options)
     threads = None if name == "hf" else args.threads  # hf: torch's, set in main
     return make_backend(name, policy, batch_size=batch, threads=threads, **options)
 
