@@ -107,6 +107,47 @@ def test_bad_options_are_named(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "algo" in result.output
 
 
+def test_generate_reads_stop_sequences_with_their_escapes(
+    tmp_path: Path, tasks_file: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import codefalcon.models as models
+
+    seen = []
+
+    def capture(policy, tasks, n, params, out, **kwargs):
+        seen.append(params.stop)
+        return real(policy, tasks, n, params, out, **kwargs)
+
+    real = models.generate_samples
+    monkeypatch.setattr(models, "generate_samples", capture)
+    args = ["generate", "--model", str(tiny_dir), "--benchmark", "jsonl", "--data", str(tasks_file)]
+    args += ["--limit", "1", "--max-new-tokens", "4", "--out", str(tmp_path / "s.jsonl")]
+    _ok(*args, "--stop", "\\n```\\n", "--stop", "#")
+    assert seen == [("\n```\n", "#")]
+    result = runner.invoke(app, [*args, "--stop", ""])
+    assert result.exit_code == 2 and "--stop: a stop sequence cannot be empty" in result.output
+
+
+def test_generate_gives_dtype_to_the_vllm_engine_not_the_policy(
+    tmp_path: Path, tasks_file: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import codefalcon.cli.models as commands
+    from codefalcon.models import HFBackend
+
+    seen = []
+
+    def fake_engine(options, policy, batch_size, seed):  # vLLM itself is not installed in CI
+        seen.append((options["name"], options.get("dtype"), next(policy.model.parameters()).dtype))
+        return HFBackend(policy, batch_size=batch_size)
+
+    monkeypatch.setattr(commands, "build_backend", fake_engine)
+    args = ["generate", "--model", str(tiny_dir), "--benchmark", "jsonl", "--data", str(tasks_file)]
+    args += ["--limit", "1", "--max-new-tokens", "2", "--dtype", "bfloat16"]
+    _ok(*args, "--backend", "vllm", "--out", str(tmp_path / "v.jsonl"))
+    _ok(*args, "--out", str(tmp_path / "h.jsonl"))
+    assert seen == [("vllm", "bfloat16", torch.float32), ("hf", None, torch.bfloat16)]
+
+
 def test_memory_add_stats_search_export(tmp_path: Path, tasks_file: Path) -> None:
     results = tmp_path / "r.jsonl"
     _ok(

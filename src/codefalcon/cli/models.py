@@ -64,12 +64,26 @@ def generate(
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1 = off).")] = 0.95,
     top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens (0 = off).")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Token budget per sample.")] = 512,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Extra stop sequence (repeatable), added to the prompt's own; a chat model's prose "
+            "after its code costs as many tokens as the code, so '\\n```\\n' ends a sample at its "
+            "closing fence. Backslash escapes (\\n, \\t) are read."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Run seed: the same seed gives the same samples.")] = 0,
     batch_size: Annotated[
         int, typer.Option(help="Most sequences per generate call (memory bound; CodeRL's num_seqs_per_iter).")
     ] = 16,
     lora: Annotated[Path | None, typer.Option(help="A saved peft LoRA adapter folder to apply.")] = None,
-    dtype: Annotated[str, typer.Option(help="Weights dtype: float32 or bfloat16.")] = "float32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="Weights dtype: float32 or bfloat16 (with --backend vllm: the engine's; the policy it "
+            "is exported from stays float32)."
+        ),
+    ] = "float32",
     device: Annotated[
         str, typer.Option(help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")
     ] = "auto",
@@ -92,9 +106,18 @@ def generate(
         raise fail(f"--dtype must be float32 or bfloat16, got {dtype!r}")
     output_file("--out", out, {"--data": data}, creates_folder=True)  # appended to, so never the data
     engine_options = backend_options(backend, backend_url, backend_threads)  # checked before the load
+    if backend is Backend.vllm:
+        # vLLM runs its own copy of the weights: rounding the exported policy first would only
+        # lose precision, so the engine alone takes --dtype.
+        engine_options["dtype"], dtype = dtype, "float32"
     try:
         params = SamplingParams(
-            temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens, seed=seed
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_new_tokens=max_new_tokens,
+            stop=tuple(_unescaped("--stop", text) for text in stop or ()),
+            seed=seed,
         )
     except ValueError as e:
         raise fail(str(e)) from None
@@ -121,6 +144,17 @@ def generate(
         f"({stats.tasks_skipped} already done), {stats.tokens} tokens in {stats.seconds:.1f} s = "
         f"{stats.tokens_per_second:.1f} tok/s, {stats.samples_truncated} hit max_new_tokens -> {out}"
     )
+
+
+def _unescaped(option: str, text: str) -> str:
+    """A stop sequence typed on a shell command line, with its backslash escapes read."""
+    try:
+        value = text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise fail(f"{option}: bad escape in {text!r}: {e.reason}") from None
+    if not value:
+        raise fail(f"{option}: a stop sequence cannot be empty")
+    return value
 
 
 @app.command("build-tiny")

@@ -35,6 +35,7 @@ from codefalcon.rl.optim import autocast_enabled
 from codefalcon.rl.policy_setup import load_trainable_policy
 from codefalcon.rl.rollout import Rollouts, collect_rollouts
 from codefalcon.rl.run_dir import open_run
+from codefalcon.rl.task_filter import filter_by_pass_rate
 from codefalcon.rl.train_config import ADDED_LATER, MAY_CHANGE_ON_RESUME, TrainConfig
 from codefalcon.tasks.record import Task
 
@@ -246,6 +247,13 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
     tasks = config.train.load()
     if not tasks:
         raise ValueError("train: no tasks loaded")
+    if config.train_filter is not None:
+        band = config.train_filter
+        tasks, report = filter_by_pass_rate(tasks, band.results, band.min_pass_rate, band.max_pass_rate)
+        log.info(
+            "train_filter: %d of %d train tasks (%d probed) have a pass rate in [%g, %g]",
+            report.kept, report.total, report.probed, band.min_pass_rate, band.max_pass_rate,
+        )  # fmt: skip
     eval_tasks = (config.eval.load() if config.eval else [])[: config.eval_limit]
     scorer = config.reward.build_scorer()
     with contextlib.ExitStack() as stack:

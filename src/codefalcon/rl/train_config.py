@@ -34,6 +34,7 @@ ADDED_LATER: dict[str, Any] = {
     "rft": {"unique": True, "max_per_task": None, "drop_truncated": True},
     "grpo.oversample": 1.0,
     "sampling.stop": [],
+    "train_filter": None,
 }
 """Keys newer than some saved checkpoints (dotted for nested ones), with their defaults as dumped:
 a checkpoint whose config lacks one trained as the default does, so resuming it with the default
@@ -54,6 +55,26 @@ class SamplingOptions(StrictModel):
     stop: list[str] = Field(default_factory=list)
     """Extra stop sequences, added to the prompt's own. A chat model's prose after its code costs
     as many tokens as the code; ``["\\n```\\n"]`` ends a sample at its closing fence."""
+
+
+class TrainFilterOptions(StrictModel):
+    """Difficulty filtering (`codefalcon.rl.task_filter`): keep the train tasks a probe run's
+    samples passed at a rate in [min_pass_rate, max_pass_rate]; unprobed tasks are dropped."""
+
+    results: str
+    """A `codefalcon evaluate` results JSONL of several samples per train task (the probe)."""
+    min_pass_rate: float = Field(default=0.01, ge=0, le=1)
+    """Default: every task solved at least once (in up to 100 samples)."""
+    max_pass_rate: float = Field(default=1.0, ge=0, le=1)
+    """Below 1 drops the tasks the probe always solved (GRPO gets no variance from them)."""
+
+    @model_validator(mode="after")
+    def _band(self) -> TrainFilterOptions:
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ValueError(
+                f"min_pass_rate {self.min_pass_rate} is above max_pass_rate {self.max_pass_rate}"
+            )
+        return self
 
 
 class JudgeOptions(StrictModel):
@@ -218,6 +239,8 @@ class TrainConfig(StrictModel):
     lora: LoraOptions | None = None
     train: TaskSource
     """Tasks to learn from (their hidden tests give the reward)."""
+    train_filter: TrainFilterOptions | None = None
+    """Only the train tasks a probe run solved sometimes (difficulty filtering); None: all."""
     eval: TaskSource | None = None
     """Held-out tasks: greedy pass@1 before, every eval_every steps, and after."""
     eval_limit: int | None = Field(default=None, ge=1)
