@@ -40,9 +40,23 @@ def test_greedy_humaneval_answer_extracts_to_the_function(smollm2) -> None:
     assert batched[0][0].token_ids[:20] == completion.token_ids[:20]
 
 
+def test_the_gguf_loaded_model_is_a_plain_float_model(smollm2, tmp_path) -> None:
+    """transformers marks a dequantised GGUF model as quantised; the loader drops the marks, which
+    vLLM and CTranslate2's converter would refuse as an unsupported quantisation."""
+    import json
+
+    import torch
+
+    from codefalcon.models.backends.common import export_policy
+
+    assert getattr(smollm2.model.config, "quantization_config", None) is None
+    assert not smollm2.model.is_quantized and smollm2.model.hf_quantizer is None
+    assert next(smollm2.model.parameters()).dtype == torch.float32
+    folder = export_policy(smollm2, tmp_path / "plain")
+    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
+
+
 def test_ctranslate2_converts_the_gguf_loaded_model(smollm2) -> None:
-    """The dequantised GGUF model keeps its quantization_config, which CTranslate2's converter
-    refuses as an unsupported quantisation unless the back-end drops it from its copy."""
     pytest.importorskip("ctranslate2")
     from codefalcon.models import make_backend
 
@@ -55,5 +69,3 @@ def test_ctranslate2_converts_the_gguf_loaded_model(smollm2) -> None:
         backend.close()
     (hf,) = HFBackend(smollm2, batch_size=1).generate([prompt], params)[0]
     assert ct2.token_ids == hf.token_ids
-    # The back-end dropped the setting from its copy only: the trainer's model keeps it.
-    assert getattr(smollm2.model.config, "quantization_config", None) is not None

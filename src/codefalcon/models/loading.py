@@ -209,7 +209,23 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any, PolicyKind]:
     model = AutoModelForCausalLM.from_pretrained(
         folder, gguf_file=filename, dtype=dtype, local_files_only=True
     )
+    _forget_gguf_quantisation(model)
     return model, tokenizer, "causal"
+
+
+def _forget_gguf_quantisation(model: Any) -> None:
+    """Make a GGUF-loaded model the plain float model it now is.
+
+    transformers dequantises GGUF tensors on load but keeps marking the model quantised (its
+    GGUF quantizer, ``is_quantized``, ``config.quantization_config``): saved as is, the folder
+    claims a quantisation its float weights do not have, which vLLM and CTranslate2's converter
+    both refuse. Nothing else reads the marks once the weights are loaded.
+    """
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.quantization_method = None
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
 
 
 def _load_hf_folder(path: Path, dtype: torch.dtype) -> tuple[Any, Any, PolicyKind]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import os
 from pathlib import Path
 from types import ModuleType
@@ -81,27 +80,11 @@ def plain_model(policy: Policy, merge: bool = True) -> Any:
 def export_policy(policy: Policy, folder: str | Path, merge: bool = True) -> Path:
     """Save the policy as a plain Hugging Face folder (safetensors, config, tokenizer).
 
-    For engines that load from disk. A GGUF-loaded model is saved as the float weights it was
-    dequantised to: its GGUF quantizer and ``quantization_config`` are left out, since the
-    weights on disk are no longer quantised (vLLM would otherwise refuse the folder).
+    For engines that load from disk. A GGUF-loaded policy is saved as the float weights it was
+    dequantised to (`codefalcon.models.loading` drops its quantisation marks on load).
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    model = plain_model(policy, merge=merge)
-    quantizer = getattr(model, "hf_quantizer", None)
-    try:
-        if quantizer is not None:
-            model.hf_quantizer = None
-        model.save_pretrained(out)
-    finally:
-        if quantizer is not None:
-            model.hf_quantizer = quantizer
-    _drop_quantization_config(out / "config.json")
+    plain_model(policy, merge=merge).save_pretrained(out)
     policy.tokenizer.save_pretrained(out)
     return out
-
-
-def _drop_quantization_config(path: Path) -> None:
-    config = json.loads(path.read_text(encoding="utf-8"))
-    if config.pop("quantization_config", None) is not None:
-        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

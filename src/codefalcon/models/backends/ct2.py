@@ -89,10 +89,6 @@ class CT2Backend:
         model = plain_model(policy)
         if model is policy.model:  # the converter damages what it reads (see `_MemoryConverter`)
             model = copy.deepcopy(model)
-        # A GGUF-loaded model keeps its quantization_config though its weights are now floats;
-        # the converter would refuse it as an unsupported quantisation.
-        if getattr(model.config, "quantization_config", None) is not None:
-            del model.config.quantization_config
         _MemoryConverter.new(self._ct2, model, policy.tokenizer, self.workdir).convert(
             str(out), quantization=self.compute_type, force=True
         )

