@@ -112,6 +112,6 @@ def test_train_learns_only_from_the_tasks_in_the_band(
 
     monkeypatch.setattr(train_module, "_train_step", recording)
     with caplog.at_level(logging.INFO, logger="codefalcon.rl.session"):
-        train_rl(config, progress=False)
+        summary = train_rl(config, progress=False)
     assert "train_filter: 1 of 4 train tasks (4 probed) have a pass rate in [0.01, 1]" in caplog.text
-    assert seen and set(seen) == {keep}
+    assert seen and set(seen) == {keep} and summary["train_tasks"] == 1

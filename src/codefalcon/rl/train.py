@@ -107,7 +107,7 @@ def train_loop(
     last = latest_checkpoint(session.out / "checkpoints")
     if last is None or last.step != step:  # stopped by max_minutes between two saves
         save(step, position)
-    summary: dict[str, Any] = {"algo": config.algo, "steps": step}
+    summary: dict[str, Any] = {"algo": config.algo, "steps": step, "train_tasks": len(session.tasks)}
     if evaluate:
         summary["pass@1_after"] = evaluate("after", prompt_for)
         metrics.log(step, {"eval/pass@1": summary["pass@1_after"]})
