@@ -102,6 +102,10 @@ def test_train_learns_only_from_the_tasks_in_the_band(
         "tensorboard": False,
         "exec_workers": 1,
     }
+    missing = {**overrides, "train_filter": {"results": str(tmp_path / "gone.jsonl")}}
+    with pytest.raises(FileNotFoundError, match=r"train_filter\.results: no such file"):
+        train_rl(load_config(TrainConfig, None, [f"{k}={json.dumps(v)}" for k, v in missing.items()]))
+    assert not (tmp_path / "run").exists()  # refused before the run folder or the model
     config = load_config(TrainConfig, None, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
     seen: list[str] = []
     real_step = train_module._train_step

@@ -229,6 +229,18 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
             f"{world.size} processes share {config.tasks_per_step} tasks per step: every rank needs "
             f"a task; set tasks_per_step >= {world.size} (a multiple of it balances the ranks)"
         )
+    # tasks first: a bad data file or train_filter fails before a run folder or model exists
+    tasks = config.train.load()
+    if not tasks:
+        raise ValueError("train: no tasks loaded")
+    if config.train_filter is not None:
+        band = config.train_filter
+        tasks, report = filter_by_pass_rate(tasks, band.results, band.min_pass_rate, band.max_pass_rate)
+        log.info(
+            "train_filter: %d of %d train tasks (%d probed) have a pass rate in [%g, %g]",
+            report.kept, report.total, report.probed, band.min_pass_rate, band.max_pass_rate,
+        )  # fmt: skip
+    eval_tasks = (config.eval.load() if config.eval else [])[: config.eval_limit]
     out, checkpoint = open_run(
         config.out_dir,
         config,
@@ -244,17 +256,6 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
     )
     world.broadcast_parameters(policy.model)
     policy.model.eval()  # no dropout in RL: the sampled and the trained distribution must agree
-    tasks = config.train.load()
-    if not tasks:
-        raise ValueError("train: no tasks loaded")
-    if config.train_filter is not None:
-        band = config.train_filter
-        tasks, report = filter_by_pass_rate(tasks, band.results, band.min_pass_rate, band.max_pass_rate)
-        log.info(
-            "train_filter: %d of %d train tasks (%d probed) have a pass rate in [%g, %g]",
-            report.kept, report.total, report.probed, band.min_pass_rate, band.max_pass_rate,
-        )  # fmt: skip
-    eval_tasks = (config.eval.load() if config.eval else [])[: config.eval_limit]
     scorer = config.reward.build_scorer()
     with contextlib.ExitStack() as stack:
         metrics = MetricsLog(

@@ -30,12 +30,10 @@ class FilterReport:
 
 def pass_rates(results: str | Path) -> dict[str, float]:
     """Task id -> the fraction of its rows in a results file that passed."""
-    passed: dict[str, int] = {}
-    seen: dict[str, int] = {}
+    outcomes: dict[str, list[bool]] = {}
     for row in read_results(results):
-        seen[row.task_id] = seen.get(row.task_id, 0) + 1
-        passed[row.task_id] = passed.get(row.task_id, 0) + int(row.passed)
-    return {task_id: passed[task_id] / n for task_id, n in seen.items()}
+        outcomes.setdefault(row.task_id, []).append(row.passed)
+    return {task_id: sum(passed) / len(passed) for task_id, passed in outcomes.items()}
 
 
 def filter_by_pass_rate(
