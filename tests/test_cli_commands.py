@@ -197,3 +197,39 @@ def test_memory_add_stats_search_export(tmp_path: Path, tasks_file: Path) -> Non
     out = tmp_path / "export.jsonl"
     _ok("memory", "export", "--store", store, "--out", str(out))
     assert len(out.read_text().splitlines()) == 9
+
+
+def test_model_merge_writes_a_plain_folder_with_the_adapters_outputs(tmp_path: Path, tiny_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from codefalcon.models import LoraSpec, load_policy
+
+    policy = load_policy(tiny_dir, lora=LoraSpec(r=2, dropout=0.0))
+    with torch.no_grad():  # a trained adapter: B is no longer zero, so merging changes the weights
+        for name, param in policy.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    adapter = tmp_path / "adapter"
+    policy.model.save_pretrained(adapter)
+    out = tmp_path / "merged"
+    _ok("model", "merge", "--model", str(tiny_dir), "--lora", str(adapter), "--out", str(out))
+    merged = AutoModelForCausalLM.from_pretrained(out)  # plain transformers, no peft
+    ids = torch.tensor([[5, 17, 42, 9, 3]])
+    with torch.no_grad():
+        expected = policy.model.eval()(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_dir)(ids).logits
+        got = merged(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
+    assert (out / "tokenizer.json").is_file() and not (out / "adapter_config.json").exists()
+
+    before = sorted(p.name for p in out.iterdir())
+    again = runner.invoke(
+        app, ["model", "merge", "--model", str(tiny_dir), "--lora", str(adapter), "--out", str(out)]
+    )
+    assert again.exit_code != 0 and "--out" in again.output and "not an empty folder" in again.output
+    assert sorted(p.name for p in out.iterdir()) == before
+    missing = runner.invoke(
+        app,
+        ["model", "merge", "--model", str(tiny_dir), "--lora", str(tmp_path), "--out", str(tmp_path / "m2")],
+    )
+    assert missing.exit_code != 0 and "--lora" in missing.output and not (tmp_path / "m2").exists()

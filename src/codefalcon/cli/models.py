@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -198,6 +199,40 @@ def build_tiny(
         f"{info.n_source_files} files ({info.n_source_bytes / 1e6:.1f} MB) -> {info.out_dir}"
     )
     print(json.dumps({"out": str(info.out_dir), "n_params": info.n_params, "vocab_size": info.vocab_size}))
+
+
+@app.command("merge")
+def merge(
+    model: ModelOption,
+    lora: Annotated[
+        Path, typer.Option(help="A saved peft LoRA adapter folder (a run's final/ or checkpoint).")
+    ],
+    out: Annotated[Path, typer.Option(help="New folder for the merged model (must not exist or be empty).")],
+) -> None:
+    """Merge a LoRA adapter into its base and save a plain Hugging Face folder.
+
+    The folder works as --model everywhere (and as the start of another run: a second adapter
+    trains on top of the first's merged weights); engines that load from disk need no peft.
+    """
+    from codefalcon.models import load_policy
+    from codefalcon.models.backends.common import export_policy
+
+    if not (lora / "adapter_config.json").is_file():
+        raise fail(f"--lora: no peft adapter (adapter_config.json) in {lora}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise fail(f"--out: {out} exists and is not an empty folder; nothing was written")
+    try:
+        policy = load_policy(model, lora=lora, device="cpu")
+    except (FileNotFoundError, ValueError) as e:
+        raise fail(f"--model: {e}") from None
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    export_policy(policy, tmp)  # written aside and renamed: an interrupt leaves no half model at --out
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    err.print(f"{policy.name} + {lora} merged -> {out}")
+    print(json.dumps({"out": str(out), "base": str(model), "lora": str(lora)}))
 
 
 def _python_files(paths: list[Path]) -> list[Path]:
