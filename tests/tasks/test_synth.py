@@ -24,6 +24,7 @@ from codefalcon.tasks.synth import (
     held_out_instance,
     hold_out_templates,
     instance_ok,
+    mbpp_form,
     synth_main,
 )
 from codefalcon.tasks.synth_ops import EDGE_INPUTS, OPS, OPS_BY_ID, chain_ok, templates
@@ -227,6 +228,52 @@ def test_synth_main_writes_both_splits(tmp_path: Path) -> None:
     assert {json.loads(line)["split"] for line in lines} == {"train", "test"}
     with pytest.raises(ValueError, match="test_fraction"):
         synth_main(10, seed=0, out=out, test_fraction=1.0)
+
+
+def test_mbpp_form_asserts_pass_on_the_reference_and_discriminate(many: list[Task]) -> None:
+    for task in many[::3]:
+        mbpp = mbpp_form(task)
+        assert mbpp.completion_prefix == "" and mbpp.solutions == task.solutions
+        assert mbpp.tests.style is record.TestStyle.ASSERT and len(mbpp.tests) == len(task.tests)
+        namespace: dict[str, Any] = {}
+        exec(compile(mbpp.solutions[0], task.task_id, "exec"), namespace)
+        for case in mbpp.tests.cases + mbpp.example_tests.cases:
+            exec(case.code, dict(namespace))  # raises AssertionError if the reference fails
+        wrong = {task.entry_point: lambda *args: None}
+        failures = 0
+        for case in mbpp.tests.cases:
+            try:
+                exec(case.code, dict(wrong))
+            except AssertionError:
+                failures += 1
+        assert failures > 0, task.task_id
+
+
+def test_mbpp_form_prompt_reads_like_mbpp(many: list[Task]) -> None:
+    from codefalcon.models.prompts import chat_messages
+
+    task = next(t for t in many if t.metadata["family"] == "list")
+    content = chat_messages(mbpp_form(task))[0]["content"]
+    sentence = task.prompt.split('"""')[1].splitlines()[0]
+    assert f"Write a function that takes a list of integers. {sentence}" in content
+    assert f"Your code should pass this test:\n\nassert {task.entry_point}(" in content
+    assert f"The function must be named `{task.entry_point}`." in content
+    assert "def " not in content  # no signature to complete: MBPP shows none
+    with pytest.raises(ValueError, match="synth"):
+        mbpp_form(mbpp_form(task))
+
+
+def test_synth_main_mbpp_form_round_trips(tmp_path: Path) -> None:
+    from codefalcon.tasks.registry import load_benchmark
+
+    out = tmp_path / "tasks.jsonl"
+    summary = synth_main(20, seed=4, out=out, test_fraction=0.0, form="mbpp")
+    assert summary["form"] == "mbpp"
+    loaded = load_benchmark("jsonl", out, "train")
+    assert loaded == [mbpp_form(t) for t in generate_splits(20, 0, seed=4, share=0.1)[0]]
+    with pytest.raises(ValueError, match="form"):
+        synth_main(10, seed=0, out=tmp_path / "x.jsonl", form="apps")
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_module_docstring_example() -> None:

@@ -24,6 +24,13 @@ def tasks_synth(
     holdout: Annotated[
         str, typer.Option(help="instance: no task instance in both splits; template: no composition.")
     ] = "instance",
+    form: Annotated[
+        str,
+        typer.Option(
+            help="humaneval: a signature and docstring to complete; mbpp: an English request "
+            "and assert tests, as MBPP writes its problems (to mix with MBPP train)."
+        ),
+    ] = "humaneval",
 ) -> None:
     """Generate procedural Python function tasks with reference solutions and hidden tests."""
     from codefalcon.tasks.synth import synth_main
@@ -33,7 +40,7 @@ def tasks_synth(
     if not 0.0 <= test_fraction < 1.0:
         raise fail("--test-fraction must be in [0, 1)")
     try:
-        stats = synth_main(n=n, seed=seed, out=out, test_fraction=test_fraction, holdout=holdout)
+        stats = synth_main(n=n, seed=seed, out=out, test_fraction=test_fraction, holdout=holdout, form=form)
     except ValueError as e:
         raise fail(str(e)) from None
     err.print(stats)

@@ -38,6 +38,7 @@ from codefalcon.rl.run_dir import open_run
 from codefalcon.rl.task_filter import filter_by_pass_rate
 from codefalcon.rl.train_config import ADDED_LATER, MAY_CHANGE_ON_RESUME, TrainConfig
 from codefalcon.tasks.record import Task
+from codefalcon.tasks.source import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
             f"a task; set tasks_per_step >= {world.size} (a multiple of it balances the ranks)"
         )
     # tasks first: a bad data file or train_filter fails before a run folder or model exists
-    tasks = config.train.load()
+    tasks = load_sources(config.train)
     if not tasks:
         raise ValueError("train: no tasks loaded")
     if config.train_filter is not None:

@@ -38,7 +38,7 @@ from codefalcon.rl.optim import Bf16Setting, autocast_enabled, bf16_autocast, op
 from codefalcon.rl.policy_setup import LoraOptions, load_trainable_policy
 from codefalcon.rl.run_dir import RUN_CONTROL_KEYS, open_run, progress_bar, seeded_epochs
 from codefalcon.tasks.record import Task
-from codefalcon.tasks.source import TaskSource
+from codefalcon.tasks.source import TaskSource, load_sources
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ def _memory_prompts(policy: Any, tasks: Sequence[Task], out: Path, config: SFTCo
 
 
 def _load_tasks(sources: Sequence[TaskSource]) -> list[Task]:
-    return [task for source in sources for task in source.load() if task.solutions]
+    return [task for task in load_sources(sources) if task.solutions]
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: SFTConfig) -> Any:

@@ -237,8 +237,9 @@ class TrainConfig(StrictModel):
     """"auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N"; the frozen reference,
     value head and critic go to the same device as the policy."""
     lora: LoraOptions | None = None
-    train: TaskSource
-    """Tasks to learn from (their hidden tests give the reward)."""
+    train: TaskSource | list[TaskSource]
+    """Tasks to learn from (their hidden tests give the reward): one source or a list, whose
+    tasks are pooled (ids must be distinct)."""
     train_filter: TrainFilterOptions | None = None
     """Only the train tasks a probe run solved sometimes (difficulty filtering); None: all."""
     eval: TaskSource | None = None

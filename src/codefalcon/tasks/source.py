@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import Field
 
 from codefalcon.configs import StrictModel
@@ -39,3 +41,24 @@ class TaskSource(StrictModel):
             target=self.target,
         )
         return tasks[: self.limit] if self.limit else tasks
+
+
+def load_sources(sources: TaskSource | Sequence[TaskSource], name: str = "train") -> list[Task]:
+    """The tasks of one source, or of several one after another (config key ``name``).
+
+    Several sources mix benchmarks (MBPP train with generated tasks, say); a task id that two of
+    them share is an error, since results files, filters and checkpoints key tasks by id.
+    """
+    listed = [sources] if isinstance(sources, TaskSource) else list(sources)
+    tasks: list[Task] = []
+    first_source: dict[str, int] = {}
+    for index, source in enumerate(listed):
+        for task in source.load():
+            if task.task_id in first_source:
+                raise ValueError(
+                    f"{name}[{index}]: task id {task.task_id!r} is also in {name}"
+                    f"[{first_source[task.task_id]}]; task ids must be distinct across sources"
+                )
+            first_source[task.task_id] = index
+            tasks.append(task)
+    return tasks

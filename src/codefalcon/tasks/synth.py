@@ -24,6 +24,7 @@ a template with its parameters fixed (``k=3``); the test split never shares an i
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import hashlib
 import json
@@ -328,6 +329,53 @@ def build_task(inst: Instance, rng: random.Random, task_id: str, name: str, spli
     )
 
 
+# How the MBPP form names the argument, by the family of its type.
+_ARGUMENT_PHRASE = {
+    "list": "a list of integers",
+    "words": "a list of words",
+    "string": "a string",
+    "arithmetic": "an integer",
+    "dict": "a dictionary from names to numbers",
+}
+
+
+def mbpp_form(task: Task) -> Task:
+    """The same task written as MBPP writes its problems: an English request and assert tests.
+
+    MBPP states a problem in one sentence and shows one ``assert f(...) == ...`` line; the
+    HumanEval form gives a signature and a docstring to complete. A chat model prompted on MBPP
+    sees the first form (`codefalcon.models.prompts.chat_messages`), so generated tasks meant to
+    be mixed with MBPP's train split are rewritten into it: the docstring's sentence becomes the
+    request, every hidden call becomes an assert line, the first doctest the shown example. The
+    reference solution is unchanged, so the task is still verified by it.
+    """
+    name = task.entry_point
+    if task.source != "synth" or not name or task.tests.style is not TestStyle.CALL:
+        raise ValueError(f"{task.task_id}: mbpp_form takes a generated (synth) task")
+    sentence = task.prompt.split('"""')[1].split("\n")[0].strip()
+    phrase = _ARGUMENT_PHRASE[task.metadata["family"]]
+    request = f"Write a function that takes {phrase}. {sentence}"
+
+    def asserts(suite: TestSuite) -> TestSuite:
+        lines = tuple(
+            TestCase(code=f"assert {name}({_argument_text(case.input)}) == {case.expected!r}")
+            for case in suite.cases
+        )
+        return TestSuite(style=TestStyle.ASSERT, cases=lines, fn_name=name)
+
+    return dataclasses.replace(
+        task,
+        prompt=request,
+        tests=asserts(task.tests),
+        completion_prefix="",
+        example_tests=asserts(task.example_tests) if task.example_tests else None,
+    )
+
+
+def _argument_text(arguments: list[Any]) -> str:
+    return ", ".join(repr(value) for value in arguments)
+
+
 def _levels(difficulty: Difficulty | Sequence[Difficulty] | None) -> list[str]:
     if difficulty is None:
         return list(LEVELS)
@@ -439,24 +487,34 @@ def _write_jsonl(tasks: Sequence[Task], path: Path) -> None:
 
 
 def synth_main(
-    n: int, seed: int, out: Path, test_fraction: float = 0.2, holdout: str = "instance"
+    n: int,
+    seed: int,
+    out: Path,
+    test_fraction: float = 0.2,
+    holdout: str = "instance",
+    form: str = "humaneval",
 ) -> dict[str, Any]:
     """Generate ``n`` tasks (``test_fraction`` of them held out) and write them to ``out``.
 
     Both splits go into one JSONL file; each task carries its ``split``. The held-out share of
     the task space (instances or templates, see `generate_splits`) is ``test_fraction``, at
-    least 0.1. Uses `codefalcon.tasks.jsonl.save_tasks_jsonl` when it exists. Returns a summary
+    least 0.1. ``form="mbpp"`` writes every task as MBPP writes its problems (`mbpp_form`).
+    Uses `codefalcon.tasks.jsonl.save_tasks_jsonl` when it exists. Returns a summary
     for the CLI to print: path, seed, holdout mode, counts per split and per difficulty.
     """
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     if holdout not in ("instance", "template"):
         raise ValueError(f"holdout must be 'instance' or 'template', got {holdout!r}")
+    if form not in ("humaneval", "mbpp"):
+        raise ValueError(f"form must be 'humaneval' or 'mbpp', got {form!r}")
     mode: Holdout = "instance" if holdout == "instance" else "template"
     n_test = round(n * test_fraction)
     share = max(test_fraction, 0.1)  # as large a part of the task space as of the tasks, but
     # never so small that a level has no held-out instance (there are only ~250 one-op ones)
     train, test = generate_splits(n - n_test, n_test, seed, mode, share=share)
+    if form == "mbpp":
+        train, test = [mbpp_form(t) for t in train], [mbpp_form(t) for t in test]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -468,6 +526,7 @@ def synth_main(
         "out": str(out),
         "seed": seed,
         "holdout": holdout,
+        "form": form,
         "n_train": len(train),
         "n_test": len(test),
         "difficulty": {
