@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 
+import pytest
 from typer.testing import CliRunner
 
-from codefalcon.cli import app
+from codefalcon.cli import app, main
 
 runner = CliRunner()
 
@@ -149,3 +152,14 @@ def test_every_command_and_option_explains_itself():
             if hasattr(p, "help") and p.param_type_name == "option" and not p.help
         ]
         assert not bare, f"{path}: options without help: {bare}"
+
+
+def test_main_shows_our_info_lines_and_keeps_libraries_at_warning(monkeypatch, capsys):
+    ours = logging.getLogger("codefalcon")
+    monkeypatch.setattr(ours, "level", ours.level)  # restored after the test
+    monkeypatch.setattr(sys, "argv", ["codefalcon", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    assert "Usage" in capsys.readouterr().out
+    assert logging.getLogger("codefalcon.rl.session").getEffectiveLevel() == logging.INFO
+    assert logging.getLogger("transformers").getEffectiveLevel() >= logging.WARNING

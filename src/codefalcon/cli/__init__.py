@@ -37,6 +37,9 @@ app.add_typer(memory.app, name="memory")
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # our own few INFO lines say what a run decided (tasks kept by train_filter, engine syncs,
+    # cluster nodes); the libraries' stay at WARNING
+    logging.getLogger("codefalcon").setLevel(logging.INFO)
     app()
 
 
