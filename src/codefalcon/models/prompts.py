@@ -216,8 +216,7 @@ def example_test_text(task: Task) -> str:
     if case.code:
         return case.code.strip()
     if task.tests.style is TestStyle.CALL:
-        args = ", ".join(repr(a) for a in (case.input or []))
-        return f"assert {function_name(task)}({args}) == {case.expected!r}"
+        return case.call_assert(function_name(task))
     return f"Input:\n{case.input}\nOutput:\n{case.expected}"
 
 

@@ -53,6 +53,11 @@ class TestCase:
     expected: Any = None
     code: str = ""
 
+    def call_assert(self, fn_name: str) -> str:
+        """A call-style case as one line of assert code: ``assert f(1, 'a') == [2]``."""
+        args = ", ".join(repr(value) for value in (self.input or []))
+        return f"assert {fn_name}({args}) == {self.expected!r}"
+
 
 @dataclass(frozen=True)
 class TestSuite:

@@ -24,7 +24,6 @@ a template with its parameters fixed (``k=3``); the test split never shares an i
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import functools
 import hashlib
 import json
@@ -33,7 +32,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -357,23 +356,16 @@ def mbpp_form(task: Task) -> Task:
     request = f"Write a function that takes {phrase}. {sentence}"
 
     def asserts(suite: TestSuite) -> TestSuite:
-        lines = tuple(
-            TestCase(code=f"assert {name}({_argument_text(case.input)}) == {case.expected!r}")
-            for case in suite.cases
-        )
+        lines = tuple(TestCase(code=case.call_assert(name)) for case in suite.cases)
         return TestSuite(style=TestStyle.ASSERT, cases=lines, fn_name=name)
 
-    return dataclasses.replace(
+    return replace(
         task,
         prompt=request,
         tests=asserts(task.tests),
         completion_prefix="",
         example_tests=asserts(task.example_tests) if task.example_tests else None,
     )
-
-
-def _argument_text(arguments: list[Any]) -> str:
-    return ", ".join(repr(value) for value in arguments)
 
 
 def _levels(difficulty: Difficulty | Sequence[Difficulty] | None) -> list[str]:
