@@ -8,7 +8,8 @@ summary), so an interrupted run continues where it stopped:
 3. ``sft``: supervised warm-up (`codefalcon.rl.sft`; resumes from its checkpoints);
 4. ``rl``: RL with memory (`codefalcon.rl.train`; its ``eval/before`` is the baseline evaluation
    and ``eval/after`` the final one; resumes from its checkpoints);
-5. ``ablation``: inference strategies on held-out tasks with the same budget (optional);
+5. ``ablation``: inference strategies on held-out tasks with the same budget (optional; resumes
+   by strategy);
 6. ``report``: one self-contained HTML file.
 
 No stage stops on a clock, only on step counts, so a killed and resumed run ends with the same
@@ -221,6 +222,11 @@ def _ablation(config: RunConfig, out: Path, model: str) -> dict[str, Any]:
     for strategy in options.strategies:
         if strategy == "falcon" and not memory.is_file():
             continue  # falcon inference needs the long-term memory that RL with memory wrote
+        # each strategy is a unit of resumption: a killed ablation keeps the strategies it finished
+        done = out / "ablation" / f"{strategy}.done.json"
+        if done.is_file():
+            results[strategy] = json.loads(done.read_text())
+            continue
         summary = solve_main(
             {
                 "model": model,
@@ -242,6 +248,7 @@ def _ablation(config: RunConfig, out: Path, model: str) -> dict[str, Any]:
             "n_at_k": summary["n_at_k"],
             "generations": summary["generations"],
         }
+        _write_atomic(done, json.dumps(results[strategy], indent=2))
     ablation = {"strategies": results, "budget": f"{options.budget} generations per task"}
     target = out / "rl" if config.rl is not None else out
     target.mkdir(parents=True, exist_ok=True)

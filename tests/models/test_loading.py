@@ -94,7 +94,7 @@ def test_saved_adapter_reloads_from_its_path(tmp_path: Path, tiny_dir: Path) -> 
             if "lora_B" in name:
                 param.fill_(0.01)  # B starts at zero: make the adapter change something
     policy.model.save_pretrained(tmp_path / "adapter")
-    ids = torch.tensor([[5, 6, 7]])
+    ids = torch.tensor([[5, 6, 7]], device=policy.model.device)  # CUDA if present
     expected = policy.model(ids).logits
     reloaded = load_policy(tiny_dir, lora=tmp_path / "adapter")
     assert torch.allclose(reloaded.model(ids).logits, expected, atol=1e-6, rtol=0)

@@ -97,7 +97,7 @@ def test_loss_on_answer_positions_only_equals_the_full_logits_loss(tiny_dir: Pat
     b = Example("b", (11, 12, 13, 14), (IGNORE_INDEX,) * 3 + (14,))
     with torch.no_grad():
         loss, n = example_loss(model, "causal", [a, b])
-        ids, mask, labels = collate([a, b], pad_id=0)
+        ids, mask, labels = (t.to(model.device) for t in collate([a, b], pad_id=0))  # CUDA if present
         logits = model(input_ids=ids, attention_mask=mask).logits
         full, n_full = masked_token_cross_entropy(logits[:, :-1], labels[:, 1:], IGNORE_INDEX)
     assert n == n_full == 3
