@@ -165,16 +165,16 @@ def test_kill_9_at_random_points_then_rerun_gives_the_same_result(tmp_path: Path
     out = tmp_path / "killed"
     rng = random.Random(0)
     kills: list[frozenset[str]] = []  # the stages complete when each kill landed
-    # A fixed number of kills, then the rerun below runs to the end: a kill draw that keeps
-    # landing before some unit of work can finish (slow start-up, a long stage) cannot loop forever.
-    for attempt in range(8):
+    # Each kill waits for a later stage to complete, then lands at a seeded random moment after it
+    # (inside the next stage, between stages, while a checkpoint or report is written), so the
+    # kills reach different stages however fast this CPU starts and runs each one.
+    for attempt, milestone in enumerate(("model", "sft", "rl")):
         process = subprocess.Popen(
             command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        if attempt == 0:  # the first kill inside the warm-up, however fast this CPU runs it
-            _wait_for(out / "model.done.json", process)
-        try:
-            process.wait(timeout=0.2 if attempt == 0 else rng.uniform(0.2, 0.9) * whole)
+        _wait_for(out / f"{milestone}.done.json", process)
+        try:  # the first kill 0.2 s into the warm-up: before it can complete on any CPU
+            process.wait(timeout=0.2 if attempt == 0 else rng.uniform(0.0, 0.1) * whole)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
