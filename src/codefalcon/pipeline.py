@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,13 +142,8 @@ def run_pipeline(
 
     def stage(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         done = out / f"{name}.done.json"
-        if done.is_file():
-            say(f"[{name}] already complete, skipped")
-            summaries[name] = json.loads(done.read_text())
-            return summaries[name]
-        say(f"[{name}] running")
-        summaries[name] = fn()
-        _write_atomic(done, json.dumps(summaries[name], indent=2, default=str))
+        say(f"[{name}] already complete, skipped" if done.is_file() else f"[{name}] running")
+        summaries[name] = _once(done, fn)
         return summaries[name]
 
     if config.synth is not None:
@@ -210,8 +206,6 @@ def _build_tiny(config: RunConfig, out: Path) -> dict[str, Any]:
 
 def _ablation(config: RunConfig, out: Path, model: str) -> dict[str, Any]:
     """Each strategy on the same held-out tasks and budget; ``ablation.json`` for the report."""
-    from codefalcon.inference import solve_main
-
     options = config.ablation
     assert options is not None
     _, eval_source = config.sources(out)
@@ -223,37 +217,56 @@ def _ablation(config: RunConfig, out: Path, model: str) -> dict[str, Any]:
         if strategy == "falcon" and not memory.is_file():
             continue  # falcon inference needs the long-term memory that RL with memory wrote
         # each strategy is a unit of resumption: a killed ablation keeps the strategies it finished
-        done = out / "ablation" / f"{strategy}.done.json"
-        if done.is_file():
-            results[strategy] = json.loads(done.read_text())
-            continue
-        summary = solve_main(
-            {
-                "model": model,
-                "benchmark": eval_source.benchmark,
-                "data": eval_source.path,
-                "split": eval_source.split,
-                "limit": options.limit,
-                "strategy": strategy,
-                "budget": options.budget,
-                "max_new_tokens": options.max_new_tokens,
-                "seed": config.seed,
-                "memory": str(memory) if strategy == "falcon" else None,
-                "out": str(out / "ablation" / f"{strategy}.jsonl"),
-            }
+        results[strategy] = _once(
+            out / "ablation" / f"{strategy}.done.json",
+            partial(_solve, config, out, model, eval_source, strategy, memory),
         )
-        results[strategy] = {
-            "n_tasks": summary["n_tasks"],
-            "pass_at_k": {"pass@1": {"value": summary["pass@1"]}},
-            "n_at_k": summary["n_at_k"],
-            "generations": summary["generations"],
-        }
-        _write_atomic(done, json.dumps(results[strategy], indent=2))
     ablation = {"strategies": results, "budget": f"{options.budget} generations per task"}
     target = out / "rl" if config.rl is not None else out
     target.mkdir(parents=True, exist_ok=True)
     _write_atomic(target / "ablation.json", json.dumps(ablation, indent=2))
     return ablation
+
+
+def _solve(
+    config: RunConfig, out: Path, model: str, eval_source: TaskSource, strategy: str, memory: Path
+) -> dict[str, Any]:
+    """One ablation strategy's figures (`codefalcon.inference.solve_main`; samples under ablation/)."""
+    from codefalcon.inference import solve_main
+
+    options = config.ablation
+    assert options is not None
+    summary = solve_main(
+        {
+            "model": model,
+            "benchmark": eval_source.benchmark,
+            "data": eval_source.path,
+            "split": eval_source.split,
+            "limit": options.limit,
+            "strategy": strategy,
+            "budget": options.budget,
+            "max_new_tokens": options.max_new_tokens,
+            "seed": config.seed,
+            "memory": str(memory) if strategy == "falcon" else None,
+            "out": str(out / "ablation" / f"{strategy}.jsonl"),
+        }
+    )
+    return {
+        "n_tasks": summary["n_tasks"],
+        "pass_at_k": {"pass@1": {"value": summary["pass@1"]}},
+        "n_at_k": summary["n_at_k"],
+        "generations": summary["generations"],
+    }
+
+
+def _once(done: Path, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``fn()``'s summary, computed once: read back from ``done`` if a run already wrote it, else
+    computed and written there atomically (the unit a killed run resumes by)."""
+    if done.is_file():
+        return json.loads(done.read_text())
+    summary = fn()
+    _write_atomic(done, json.dumps(summary, indent=2, default=str))
+    return summary
 
 
 def _plain(summary: dict[str, Any]) -> dict[str, Any]:
