@@ -55,6 +55,26 @@ def test_pass_rates_and_band_hand_counted(train_tasks, tmp_path: Path) -> None:
     assert [t.task_id for t in kept] == [a, b]
 
 
+def test_drop_solved_removes_the_tasks_a_second_results_file_passed(train_tasks, tmp_path: Path) -> None:
+    a, b, c, d = (task.task_id for task in train_tasks)
+    probe = _results(tmp_path / "probe.jsonl", [(a, False), (a, True), (b, True), (c, True), (d, False)])
+    # the greedy run: b passed, c failed, a passed once in two rows (solved), d absent
+    greedy = _results(tmp_path / "greedy.jsonl", [(a, False), (a, True), (b, True), (c, False)])
+    kept, report = filter_by_pass_rate(train_tasks, probe, 0.01, 1.0, drop_solved=greedy)
+    assert [t.task_id for t in kept] == [c]
+    assert (report.kept, report.probed, report.total, report.dropped_solved) == (1, 4, 4, 2)
+    # a task outside the band is not counted as dropped for being solved
+    kept, report = filter_by_pass_rate(train_tasks, probe, 0.6, 1.0, drop_solved=greedy)
+    assert ([t.task_id for t in kept], report.dropped_solved) == ([c], 1)
+    with pytest.raises(ValueError, match=r"none of the 4 probed .* 1 of them solved in .*greedy\.jsonl"):
+        filter_by_pass_rate(train_tasks, probe, 0.4, 0.6, drop_solved=greedy)
+    with pytest.raises(FileNotFoundError, match=r"train_filter\.drop_solved: no such file: .*gone\.jsonl"):
+        filter_by_pass_rate(train_tasks, probe, 0.01, 1.0, drop_solved=tmp_path / "gone.jsonl")
+    other = _results(tmp_path / "other.jsonl", [("Mbpp/11", True)])
+    with pytest.raises(ValueError, match=r"train_filter\.drop_solved: .*other\.jsonl has no rows"):
+        filter_by_pass_rate(train_tasks, probe, 0.01, 1.0, drop_solved=other)
+
+
 def test_results_for_other_tasks_or_an_empty_band_are_errors(train_tasks, tmp_path: Path) -> None:
     other = _results(tmp_path / "other.jsonl", [("Mbpp/11", True)])
     with pytest.raises(ValueError, match=r"other\.jsonl has no rows for any of the 4 train tasks"):
@@ -86,13 +106,16 @@ def test_train_learns_only_from_the_tasks_in_the_band(
 ) -> None:
     tasks = tmp_path / "tasks.jsonl"
     save_tasks_jsonl(train_tasks, tasks)
-    keep = train_tasks[1].task_id
-    probe = _results(tmp_path / "probe.jsonl", [(t.task_id, t.task_id == keep) for t in train_tasks])
+    keep, solved = train_tasks[1].task_id, train_tasks[2].task_id
+    probe = _results(
+        tmp_path / "probe.jsonl", [(t.task_id, t.task_id in (keep, solved)) for t in train_tasks]
+    )
+    greedy = _results(tmp_path / "greedy.jsonl", [(keep, False), (solved, True)])
     overrides = {
         "algo": "rft",
         "model": str(tiny_dir),
         "train": {"benchmark": "jsonl", "path": str(tasks), "split": "train"},
-        "train_filter": {"results": str(probe)},
+        "train_filter": {"results": str(probe), "drop_solved": str(greedy)},
         "out_dir": str(tmp_path / "run"),
         "device": "cpu",
         "max_steps": 2,
@@ -117,5 +140,8 @@ def test_train_learns_only_from_the_tasks_in_the_band(
     monkeypatch.setattr(train_module, "_train_step", recording)
     with caplog.at_level(logging.INFO, logger="codefalcon.rl.session"):
         summary = train_rl(config, progress=False)
-    assert "train_filter: 1 of 4 train tasks (4 probed) have a pass rate in [0.01, 1]" in caplog.text
+    assert (
+        "train_filter: 1 of 4 train tasks (4 probed) have a pass rate in [0.01, 1], "
+        f"after dropping 1 solved in {greedy}"
+    ) in caplog.text
     assert seen and set(seen) == {keep} and summary["train_tasks"] == 1

@@ -236,10 +236,14 @@ def open_session(config: TrainConfig, allow_config_change: bool = False) -> Iter
         raise ValueError("train: no tasks loaded")
     if config.train_filter is not None:
         band = config.train_filter
-        tasks, report = filter_by_pass_rate(tasks, band.results, band.min_pass_rate, band.max_pass_rate)
+        tasks, report = filter_by_pass_rate(
+            tasks, band.results, band.min_pass_rate, band.max_pass_rate, band.drop_solved
+        )
+        solved = f", after dropping {report.dropped_solved} solved in {band.drop_solved}"
         log.info(
-            "train_filter: %d of %d train tasks (%d probed) have a pass rate in [%g, %g]",
+            "train_filter: %d of %d train tasks (%d probed) have a pass rate in [%g, %g]%s",
             report.kept, report.total, report.probed, band.min_pass_rate, band.max_pass_rate,
+            solved if band.drop_solved else "",
         )  # fmt: skip
     eval_tasks = (config.eval.load() if config.eval else [])[: config.eval_limit]
     out, checkpoint = open_run(

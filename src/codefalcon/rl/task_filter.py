@@ -7,6 +7,12 @@ spent on tasks that teach nothing. The usual remedy is offline difficulty filter
 train task a few times once, then keep the tasks whose pass rate lies in a band. The probe is
 an ordinary `codefalcon generate` + `codefalcon evaluate` run; its results file says which
 tasks to keep (``train_filter`` in `codefalcon train`'s config).
+
+Evaluation is usually greedy, and a band of sampled pass rates still holds many tasks whose greedy
+answer already passes (any task sampled above about half the time). Learning their programs
+again mostly makes the model more certain of answers it already gives, which greedy pass@1 cannot
+show. ``drop_solved`` names a second results file, typically a greedy run over the same train
+tasks, and drops every task it solved, so the samples go to tasks where greedy still fails.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class FilterReport:
     kept: int
     probed: int
     total: int
+    dropped_solved: int = 0
 
 
 def pass_rates(results: str | Path) -> dict[str, float]:
@@ -37,31 +44,50 @@ def pass_rates(results: str | Path) -> dict[str, float]:
 
 
 def filter_by_pass_rate(
-    tasks: Sequence[Task], results: str | Path, min_pass_rate: float, max_pass_rate: float
+    tasks: Sequence[Task],
+    results: str | Path,
+    min_pass_rate: float,
+    max_pass_rate: float,
+    drop_solved: str | Path | None = None,
 ) -> tuple[list[Task], FilterReport]:
-    """The tasks whose probed pass rate lies in [min_pass_rate, max_pass_rate], in their order.
+    """The tasks whose probed pass rate lies in [min_pass_rate, max_pass_rate], in their order,
+    less those that any row of ``drop_solved`` (a second results file) passed.
 
     A task the results file never sampled is dropped (its rate is unknown). A results file that
     names none of ``tasks`` is an error: it was made for other tasks (another split or benchmark).
-    Example: rates {a: 0, b: 0.25, c: 1}, band [0.01, 0.99] -> [b].
+    Example: rates {a: 0, b: 0.25, c: 1}, band [0.01, 0.99] -> [b]; band [0, 1] with
+    ``drop_solved`` passing c -> [a, b].
     """
-    if not Path(results).is_file():
-        raise FileNotFoundError(
-            f"train_filter.results: no such file: {results} (write it with codefalcon evaluate)"
-        )
-    rates = pass_rates(results)
+    rates = _rates_for(tasks, results, "results")
     probed = [task for task in tasks if task.task_id in rates]
-    if not probed:
-        example = next(iter(rates), "none")
-        raise ValueError(
-            f"train_filter.results: {results} has no rows for any of the {len(tasks)} train tasks "
-            f"(its first task id is {example!r}, the train tasks' {tasks[0].task_id!r}): probe the "
-            "train split with codefalcon generate + codefalcon evaluate"
-        )
     kept = [task for task in probed if min_pass_rate <= rates[task.task_id] <= max_pass_rate]
+    dropped = 0
+    if drop_solved is not None:
+        rates_solved = _rates_for(tasks, drop_solved, "drop_solved")
+        solved = {task_id for task_id, rate in rates_solved.items() if rate > 0}
+        dropped = sum(task.task_id in solved for task in kept)
+        kept = [task for task in kept if task.task_id not in solved]
     if not kept:
+        unsolved = f", {dropped} of them solved in {drop_solved}" if dropped else ""
         raise ValueError(
             f"train_filter: none of the {len(probed)} probed train tasks in {results} has a pass rate "
-            f"in [{min_pass_rate}, {max_pass_rate}]; widen the band or probe with more samples"
+            f"in [{min_pass_rate}, {max_pass_rate}]{unsolved}; widen the band or probe with more samples"
         )
-    return kept, FilterReport(kept=len(kept), probed=len(probed), total=len(tasks))
+    return kept, FilterReport(kept=len(kept), probed=len(probed), total=len(tasks), dropped_solved=dropped)
+
+
+def _rates_for(tasks: Sequence[Task], results: str | Path, field: str) -> dict[str, float]:
+    """`pass_rates` of a results file that must exist and name at least one of ``tasks``."""
+    if not Path(results).is_file():
+        raise FileNotFoundError(
+            f"train_filter.{field}: no such file: {results} (write it with codefalcon evaluate)"
+        )
+    rates = pass_rates(results)
+    if not any(task.task_id in rates for task in tasks):
+        example = next(iter(rates), "none")
+        raise ValueError(
+            f"train_filter.{field}: {results} has no rows for any of the {len(tasks)} train tasks "
+            f"(its first task id is {example!r}, the train tasks' {tasks[0].task_id!r}): run the "
+            "train split with codefalcon generate + codefalcon evaluate"
+        )
+    return rates

@@ -67,6 +67,9 @@ class TrainFilterOptions(StrictModel):
     """Default: every task solved at least once (in up to 100 samples)."""
     max_pass_rate: float = Field(default=1.0, ge=0, le=1)
     """Below 1 drops the tasks the probe always solved (GRPO gets no variance from them)."""
+    drop_solved: str | None = None
+    """A second results JSONL (e.g. a greedy run on the train tasks): drop every task it solved,
+    so training samples the tasks where the evaluated (greedy) answer still fails."""
 
     @model_validator(mode="after")
     def _band(self) -> TrainFilterOptions:
