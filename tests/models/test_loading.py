@@ -87,6 +87,15 @@ def test_new_lora_adapter_trains_only_the_adapter(tiny_dir: Path) -> None:
     assert trainable and all("lora_" in n for n in trainable)
 
 
+def test_all_linear_adapts_every_linear_layer_but_the_head(tiny_dir: Path) -> None:
+    def adapted(spec: LoraSpec) -> set[str]:
+        model = load_policy(tiny_dir, lora=spec).model
+        return {n.split(".")[-4] for n, _ in model.named_parameters() if "lora_A" in n}
+
+    assert adapted(LoraSpec(r=2)) == {"c_attn"}  # peft's GPT-2 default: the attention input
+    assert adapted(LoraSpec(r=2, target_modules="all-linear")) == {"c_attn", "c_proj", "c_fc"}
+
+
 def test_saved_adapter_reloads_from_its_path(tmp_path: Path, tiny_dir: Path) -> None:
     policy = load_policy(tiny_dir, lora=LoraSpec(r=2, target_modules=("c_attn",)))
     with torch.no_grad():

@@ -292,3 +292,15 @@ def test_train_and_sft_commands_take_the_resume_flag() -> None:
     for command in ("train", "sft"):
         result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
         assert result.exit_code == 0 and "--allow-config-change" in result.output
+
+
+def test_lora_options_take_a_module_list_or_all_linear() -> None:
+    from pydantic import ValidationError
+
+    from codefalcon.rl.policy_setup import LoraOptions
+
+    assert LoraOptions.model_validate({"target_modules": "all-linear"}).spec().target_modules == "all-linear"
+    assert LoraOptions(target_modules=["c_fc"]).spec().target_modules == ("c_fc",)
+    assert LoraOptions(target_modules=[]).spec().target_modules is None
+    with pytest.raises(ValidationError, match="target_modules"):
+        LoraOptions.model_validate({"target_modules": "all"})

@@ -56,8 +56,10 @@ class LoraSpec:
     """Scaling numerator: the update is scaled by alpha / r."""
     dropout: float = 0.05
     """Dropout on the adapter input during training."""
-    target_modules: tuple[str, ...] | None = None
-    """Module names to adapt; None lets peft pick its default for the architecture."""
+    target_modules: tuple[str, ...] | Literal["all-linear"] | None = None
+    """Module names to adapt; None lets peft pick its default for the architecture (attention
+    inputs only: Llama's q_proj and v_proj, GPT-2's c_attn); "all-linear": every linear layer but
+    the output head, peft's shorthand for the QLoRA recipe."""
 
     def __post_init__(self) -> None:
         if self.r < 1:
@@ -256,7 +258,7 @@ def _attach_lora(model: Any, kind: PolicyKind, lora: LoraSpec | str | Path, trai
             r=lora.r,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=list(lora.target_modules) if lora.target_modules else None,
+            target_modules=_peft_targets(lora.target_modules),
             # GPT-2 stores linear weights transposed (Conv1D); peft needs to know.
             fan_in_fan_out=getattr(model.config, "model_type", "") == "gpt2",
         )
@@ -265,6 +267,12 @@ def _attach_lora(model: Any, kind: PolicyKind, lora: LoraSpec | str | Path, trai
     if not (adapter / "adapter_config.json").is_file():
         raise FileNotFoundError(f"no peft adapter (adapter_config.json) in {adapter}")
     return PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+
+
+def _peft_targets(targets: tuple[str, ...] | str | None) -> list[str] | str | None:
+    if targets is None or isinstance(targets, str):
+        return targets
+    return list(targets) or None
 
 
 def _prepare_tokenizer(tokenizer: Any, kind: PolicyKind) -> None:

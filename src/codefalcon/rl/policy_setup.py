@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -23,11 +23,15 @@ class LoraOptions(StrictModel):
     alpha: int = Field(default=16, ge=1)
     """The update is scaled by alpha / r."""
     dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] | None = None
-    """Module names to adapt (None: peft's default for the architecture)."""
+    target_modules: list[str] | Literal["all-linear"] | None = None
+    """Module names to adapt (None: peft's default for the architecture, attention inputs only:
+    Llama's q_proj and v_proj, GPT-2's c_attn; "all-linear": every linear layer but the output
+    head)."""
 
     def spec(self) -> LoraSpec:
-        targets = tuple(self.target_modules) if self.target_modules else None
+        targets = self.target_modules
+        if isinstance(targets, list):
+            targets = tuple(targets) if targets else None
         return LoraSpec(r=self.r, alpha=self.alpha, dropout=self.dropout, target_modules=targets)
 
 
