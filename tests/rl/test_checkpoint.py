@@ -128,3 +128,28 @@ def test_config_changes_name_every_differing_key_except_the_free_ones() -> None:
     # a section named free frees every key under it; a key only one side has is "(absent)"
     assert config_changes({"grpo": {"beta": 0.0}}, {"grpo": {"beta": 1.0}}, {"grpo"}) == []
     assert config_changes({"a": 1}, {"a": 1, "b": [1, 2]}) == ["b: (absent) -> [1, 2]"]
+
+
+def test_full_steps_top_up_an_epochs_leftover_from_its_start() -> None:
+    from itertools import islice
+
+    from codefalcon.rl.run_dir import seeded_epochs
+
+    plain = list(islice(seeded_epochs(5, 2, "k", (0, 0)), 3))
+    assert [len(items) for items, _ in plain] == [2, 2, 1]  # the epoch's last step: its leftover
+    full = list(islice(seeded_epochs(5, 2, "k", (0, 0), full_steps=True), 6))
+    first_epoch = [items for items, _ in full[:3]]
+    assert [len(items) for items in first_epoch] == [2, 2, 2]
+    assert all(len(set(items)) == 2 for items, _ in full)  # never the same item twice in a step
+    seen = [i for items in first_epoch for i in items]
+    assert set(seen) == set(range(5)) and seen[-1] == seen[0]  # topped up with its first item
+    assert [after for _, after in full[:3]] == [(0, 2), (0, 4), (1, 0)]
+    # the same order as without topping up, and a restart from any position continues exactly
+    assert [items for items, _ in plain] == [first_epoch[0], first_epoch[1], first_epoch[2][:1]]
+    for k in range(5):
+        resumed = list(islice(seeded_epochs(5, 2, "k", full[k][1], full_steps=True), 6 - k - 1))
+        assert resumed == full[k + 1 :]
+    # a set no bigger than a step is the whole step, as before
+    assert [sorted(items) for items, _ in islice(seeded_epochs(3, 4, "k", (0, 0), True), 2)] == [
+        [0, 1, 2]
+    ] * 2

@@ -128,21 +128,29 @@ def newer_keys_at_default(
 
 
 def seeded_epochs(
-    n_items: int, per_step: int, key: str, position: tuple[int, int]
+    n_items: int, per_step: int, key: str, position: tuple[int, int], full_steps: bool = False
 ) -> Iterator[tuple[list[int], tuple[int, int]]]:
     """Endless steps of ``per_step`` item indices, from (epoch, offset), in a seeded order per epoch.
 
     Each step also yields the position after it, which a checkpoint stores: restarting from that
     position gives exactly the steps an uninterrupted run would have taken next.
+
+    An epoch's last step holds what is left (``n_items % per_step`` items) unless ``full_steps``:
+    then the epoch's order is extended by its own first items up to a multiple of ``per_step``,
+    so every step is full and no step repeats an item (those few items are seen twice in the
+    epoch). An RL step on one leftover task would otherwise take a whole optimiser step on it.
+    Example: 5 items, 2 per step, order [3, 0, 4, 1, 2] -> [3, 0], [4, 1], [2, 3].
     """
     epoch, offset = position
     while True:
         order = list(range(n_items))
         random.Random(f"{key}/{epoch}").shuffle(order)
-        while offset < n_items:
+        if full_steps and n_items > per_step:
+            order += order[: -n_items % per_step]
+        while offset < len(order):
             chosen = order[offset : offset + per_step]
             offset += per_step
-            yield chosen, ((epoch, offset) if offset < n_items else (epoch + 1, 0))
+            yield chosen, ((epoch, offset) if offset < len(order) else (epoch + 1, 0))
         epoch, offset = epoch + 1, 0
 
 

@@ -124,7 +124,8 @@ def _train_step(train_step: TrainStep, step: int, tasks: list[Task]) -> dict[str
 def _task_batches(
     tasks: list[Task], config: TrainConfig, position: tuple[int, int]
 ) -> Iterator[tuple[list[Task], tuple[int, int]]]:
-    """Endless batches of ``tasks_per_step`` tasks from (epoch, offset), a seeded order per epoch."""
+    """Endless batches of ``tasks_per_step`` tasks from (epoch, offset), a seeded order per epoch;
+    every batch full (an epoch's leftover is topped up from its start)."""
     key = f"codefalcon.train/{config.seed}"
-    for index, after in seeded_epochs(len(tasks), config.tasks_per_step, key, position):
+    for index, after in seeded_epochs(len(tasks), config.tasks_per_step, key, position, full_steps=True):
         yield [tasks[i] for i in index], after
