@@ -13,6 +13,8 @@ answer already passes (any task sampled above about half the time). Learning the
 again mostly makes the model more certain of answers it already gives, which greedy pass@1 cannot
 show. ``drop_solved`` names a second results file, typically a greedy run over the same train
 tasks, and drops every task it solved, so the samples go to tasks where greedy still fails.
+That it helps is a hypothesis: on SmolLM2's MBPP pool it did not (the model learnt the tasks its
+greedy answer failed, and lost more test tasks than with the whole band; docs/rl.md).
 """
 
 from __future__ import annotations
