@@ -163,3 +163,30 @@ def test_main_shows_our_info_lines_and_keeps_libraries_at_warning(monkeypatch, c
     assert "Usage" in capsys.readouterr().out
     assert logging.getLogger("codefalcon.rl.session").getEffectiveLevel() == logging.INFO
     assert logging.getLogger("transformers").getEffectiveLevel() >= logging.WARNING
+
+
+def test_bracketed_help_text_survives_rich_markup():
+    """Rich reads "[default: x]" as a style tag and drops it unless escaped as "\\[default: x]"."""
+    import re
+
+    import click
+    import typer.main
+
+    root = typer.main.get_command(app)
+    ctx = click.Context(root, info_name="codefalcon")
+    checked = 0
+    for group_name in root.list_commands(ctx):
+        group = root.get_command(ctx, group_name)
+        names = group.list_commands(ctx) if hasattr(group, "list_commands") else [None]
+        for name in names:
+            command = group.get_command(ctx, name) if name else group
+            path = [group_name, name] if name else [group_name]
+            texts = [p.help for p in command.params if getattr(p, "help", None)]
+            wanted = [m.group(1) for text in texts for m in re.finditer(r"\\?\[([^\]]+)\]", text)]
+            if not wanted:
+                continue
+            shown = " ".join(runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output.split())
+            for inner in wanted:
+                assert f"[{inner}]" in shown, f"codefalcon {' '.join(path)} --help lost [{inner}]"
+                checked += 1
+    assert checked >= 7

@@ -233,3 +233,66 @@ def test_model_merge_writes_a_plain_folder_with_the_adapters_outputs(tmp_path: P
         ["model", "merge", "--model", str(tiny_dir), "--lora", str(tmp_path), "--out", str(tmp_path / "m2")],
     )
     assert missing.exit_code != 0 and "--lora" in missing.output and not (tmp_path / "m2").exists()
+
+
+def test_model_soup_writes_the_average_and_refuses_bad_options(tmp_path: Path, tiny_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from codefalcon.models import LoraSpec, load_policy
+
+    adapters = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        policy = load_policy(tiny_dir, lora=LoraSpec(r=2, dropout=0.0))
+        with torch.no_grad():
+            for name, param in policy.model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.5)
+        policy.model.save_pretrained(tmp_path / f"a{seed}")
+        adapters.append(str(tmp_path / f"a{seed}"))
+    merged = []
+    for index, adapter in enumerate(adapters):
+        _ok(
+            "model",
+            "merge",
+            "--model",
+            str(tiny_dir),
+            "--lora",
+            adapter,
+            "--out",
+            str(tmp_path / f"m{index}"),
+        )
+        merged.append(AutoModelForCausalLM.from_pretrained(tmp_path / f"m{index}").state_dict())
+    out = tmp_path / "soup"
+    _ok(
+        "model",
+        "soup",
+        "--model",
+        str(tiny_dir),
+        "--lora",
+        adapters[0],
+        "--lora",
+        adapters[1],
+        "--out",
+        str(out),
+    )
+    soup = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert all(torch.allclose(soup[k], (merged[0][k] + merged[1][k]) / 2, atol=1e-6) for k in soup)
+    assert (out / "tokenizer.json").is_file()
+
+    base = ["model", "soup", "--model", str(tiny_dir), "--lora", adapters[0], "--lora", adapters[1]]
+    bad_weight = runner.invoke(app, [*base, "--weight", "1", "--out", str(tmp_path / "s2")])
+    assert (
+        bad_weight.exit_code != 0
+        and "--weight" in bad_weight.output
+        and "1 weights for 2" in bad_weight.output
+    )
+    negative = runner.invoke(app, [*base, "--weight", "1", "--weight", "-1", "--out", str(tmp_path / "s2")])
+    assert negative.exit_code != 0 and "--weight" in negative.output
+    no_adapter = runner.invoke(app, [*base, "--lora", str(tmp_path), "--out", str(tmp_path / "s2")])
+    assert no_adapter.exit_code != 0 and "--lora" in no_adapter.output
+    assert not (tmp_path / "s2").exists()
+    before = sorted(p.name for p in out.iterdir())
+    again = runner.invoke(app, [*base, "--out", str(out)])
+    assert again.exit_code != 0 and "not an empty folder" in again.output
+    assert sorted(p.name for p in out.iterdir()) == before

@@ -42,7 +42,7 @@ Language = Enum("Language", {name: name for name in LANGUAGES}, type=str)
 
 LanguageOption = Annotated[
     Language | None,
-    typer.Option(help="humanevalx: the file's language [default: read from its task ids]."),
+    typer.Option(help="humanevalx: the file's language \\[default: read from its task ids]."),
 ]
 SourceOption = Annotated[
     Language | None, typer.Option("--source", help="translate: the language of the programs shown.")

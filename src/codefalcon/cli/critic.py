@@ -40,7 +40,7 @@ def score(
     results: Annotated[
         Path | None, typer.Option(help="The samples' evaluate results: adds the critic's accuracy.")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Scores JSONL [default: SAMPLES_critic.jsonl].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Scores JSONL \\[default: SAMPLES_critic.jsonl].")] = None,
     batch_size: Annotated[int, typer.Option(help="Programs per forward pass.")] = 8,
 ) -> None:
     """Score every program of a samples file: predicted outcome and probability of passing."""

@@ -54,7 +54,7 @@ def evaluate(
     split: Annotated[str | None, typer.Option(help="Split to load (MBPP/APPS), e.g. test.")] = None,
     k: Annotated[str, typer.Option(help="Comma-separated k values for pass@k.")] = "1,10,100",
     out: Annotated[
-        Path | None, typer.Option(help="Per-sample results JSONL [default: SAMPLES_results.jsonl].")
+        Path | None, typer.Option(help="Per-sample results JSONL \\[default: SAMPLES_results.jsonl].")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per test.")] = 4.0,
     workers: Annotated[int, typer.Option(help="Parallel sandbox workers (one per core).")] = 2,
@@ -202,7 +202,7 @@ def print_summary(summary: EvalSummary, results_path: Path) -> None:
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder of `codefalcon train`, `sft` or `run`.")],
     out: Annotated[
-        Path | None, typer.Option(help="Where to write the HTML [default: RUN_DIR/report.html].")
+        Path | None, typer.Option(help="Where to write the HTML \\[default: RUN_DIR/report.html].")
     ] = None,
 ) -> None:
     """Write a run's self-contained HTML report: pass@k before/after, curves, tables, every task."""

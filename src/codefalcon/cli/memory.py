@@ -22,7 +22,7 @@ app = typer.Typer(
 
 StoreOption = Annotated[Path, typer.Option(help="The store's SQLite file (its FAISS index sits beside it).")]
 EmbedderOption = Annotated[
-    str | None, typer.Option(help="hashing (no dependencies) or minilm [default: the store's own].")
+    str | None, typer.Option(help="hashing (no dependencies) or minilm \\[default: the store's own].")
 ]
 
 
