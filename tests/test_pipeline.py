@@ -73,6 +73,24 @@ def test_bad_section_keys_are_named() -> None:
 
 
 @pytest.mark.slow
+def test_print_bug_gives_the_warm_up_its_own_references_and_rl_the_tests(tmp_path: Path) -> None:
+    from codefalcon.pipeline import _synth
+    from codefalcon.tasks.jsonl import load_tasks_jsonl
+
+    config = load_config(RunConfig, DEFAULT_CONFIG, [f"out_dir={tmp_path}", "synth={n: 40, print_bug: 0.5}"])
+    summary = _synth(config, tmp_path)
+    tasks = {t.task_id: t for t in load_tasks_jsonl(tmp_path / "tasks.jsonl")}
+    warmup = load_tasks_jsonl(tmp_path / "warmup.jsonl")
+    assert {t.split for t in warmup} == {"train"} and len(warmup) == summary["n_train"]
+    printed = [t for t in warmup if t.solutions != tasks[t.task_id].solutions]
+    assert len(printed) == summary["warmup"]["print_bug"] == round(0.5 * len(warmup))
+    assert all("print(" in t.solutions[0] and t.tests == tasks[t.task_id].tests for t in printed)
+    assert config.sft_config(tmp_path).train[0].path == str(tmp_path / "warmup.jsonl")
+    assert config.rl_config(tmp_path, "m").train.path == str(tmp_path / "tasks.jsonl")
+    clean = load_config(RunConfig, DEFAULT_CONFIG, [f"out_dir={tmp_path}", "synth={n: 40}"])
+    assert clean.sft_config(tmp_path).train[0].path == str(tmp_path / "tasks.jsonl")
+
+
 def test_run_all_stages_then_skip_them(tmp_path: Path) -> None:
     summary = run_pipeline(_config(tmp_path / "run"))
     run = tmp_path / "run"

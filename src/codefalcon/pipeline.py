@@ -41,6 +41,8 @@ from codefalcon.tasks.source import TaskSource
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path(__file__).with_name("presets") / "run-tiny.yaml"
+WARMUP_TASKS = "warmup.jsonl"
+"""The warm-up's copy of the train tasks, written when ``synth.print_bug`` rewrites references."""
 """The embedded default: the tiny model on generated tasks, sized for at most 10 minutes on 2 free
 AVX2-only CPU cores in fp32 (measured: 9.5 minutes on an AMD EPYC; figures in README and docs/rl.md)."""
 
@@ -64,6 +66,10 @@ class SynthOptions(StrictModel):
     n: int = Field(default=4000, ge=10)
     test_fraction: float = Field(default=0.1, gt=0, lt=1)
     holdout: str = "instance"
+    print_bug: float = Field(default=0.0, ge=0, le=1)
+    """Share of the warm-up's references that print their answer instead of returning it
+    (`codefalcon.tasks.synth.print_answer`): a corpus with a common bug that only the tests
+    reveal. The RL stage and every evaluation use the tasks' correct tests; 0 keeps them clean."""
 
 
 class AblationOptions(StrictModel):
@@ -116,6 +122,8 @@ class RunConfig(StrictModel):
 
     def sft_config(self, out: Path) -> SFTConfig:
         train, eval_source = self.sources(out)
+        if self.synth is not None and self.synth.print_bug > 0:
+            train = TaskSource(benchmark="jsonl", path=str(out / WARMUP_TASKS))
         fixed = {"model": str(out / "model"), "train": [train.model_dump()], "out_dir": str(out / "sft")}
         fixed["eval"] = eval_source.model_dump() if eval_source else None
         return config_from_mapping(SFTConfig, {"seed": self.seed, **(self.sft or {}), **fixed}, "sft")
@@ -194,7 +202,17 @@ def _synth(config: RunConfig, out: Path) -> dict[str, Any]:
 
     synth = config.synth
     assert synth is not None
-    return synth_main(synth.n, config.seed, out / "tasks.jsonl", synth.test_fraction, synth.holdout)
+    summary = synth_main(synth.n, config.seed, out / "tasks.jsonl", synth.test_fraction, synth.holdout)
+    if synth.print_bug > 0:
+        from codefalcon.tasks.jsonl import load_tasks_jsonl, save_tasks_jsonl
+        from codefalcon.tasks.synth import with_print_bug
+
+        train = [task for task in load_tasks_jsonl(out / "tasks.jsonl") if task.split == "train"]
+        warmup = with_print_bug(train, synth.print_bug, config.seed)
+        save_tasks_jsonl(warmup, out / WARMUP_TASKS)
+        changed = sum(a.solutions != b.solutions for a, b in zip(train, warmup, strict=True))
+        summary["warmup"] = {"out": str(out / WARMUP_TASKS), "print_bug": changed, "n": len(warmup)}
+    return summary
 
 
 def _build_tiny(config: RunConfig, out: Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import builtins
 import doctest
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,32 @@ def test_synth_main_mbpp_form_round_trips(tmp_path: Path) -> None:
 
 def test_module_docstring_example() -> None:
     assert doctest.testmod(synth).failed == 0
+
+
+def test_print_answer_prints_the_right_value_and_fails_every_test(
+    many: list[Task], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for plain, task in [*((t, t) for t in many[:60]), (many[0], mbpp_form(many[0]))]:
+        buggy = synth.print_answer(task)
+        assert buggy.tests == task.tests and buggy.prompt == task.prompt
+        assert buggy.solutions[0].endswith(")\n") and "return" not in buggy.solutions[0]
+        case = plain.tests.cases[0]  # the MBPP form's asserts have no separate input
+        assert _load(buggy)(*json.loads(json.dumps(case.input))) is None  # every test expects a value
+        assert capsys.readouterr().out == f"{case.expected}\n"
+    with pytest.raises(ValueError, match="one-line return"):
+        synth.print_answer(replace(many[0], solutions=("def f():\n    pass\n",)))
+
+
+def test_with_print_bug_rewrites_the_given_share_by_seed(many: list[Task]) -> None:
+    tasks = many[:50]
+    buggy = synth.with_print_bug(tasks, 0.6, seed=3)
+    changed = [a.task_id for a, b in zip(tasks, buggy, strict=True) if a.solutions != b.solutions]
+    assert len(changed) == 30
+    assert changed == [
+        a.task_id for a, b in zip(tasks, synth.with_print_bug(tasks, 0.6, seed=3), strict=True) if a != b
+    ]
+    other = synth.with_print_bug(tasks, 0.6, seed=4)
+    assert changed != [a.task_id for a, b in zip(tasks, other, strict=True) if a != b]
+    assert synth.with_print_bug(tasks, 0.0, seed=3) == tasks
+    with pytest.raises(ValueError, match="share"):
+        synth.with_print_bug(tasks, 1.5, seed=3)

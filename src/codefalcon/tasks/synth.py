@@ -328,6 +328,30 @@ def build_task(inst: Instance, rng: random.Random, task_id: str, name: str, spli
     )
 
 
+def print_answer(task: Task) -> Task:
+    """``task`` with its reference ending in ``print(answer)`` instead of ``return answer``.
+
+    The beginner's bug: the program shows the right value and returns None, so every test
+    fails. A warm-up corpus with this bug in part of its references (`with_print_bug`) gives
+    a model that is unsure whether to print or return; only execution feedback tells it which
+    is right, which is what `codefalcon run`'s RL stage is then there to teach (docs/rl.md).
+    """
+    if not task.solutions:
+        raise ValueError(f"{task.task_id}: no reference solution to rewrite")
+    head, found, answer = task.solutions[0].rstrip("\n").rpartition("\n    return ")
+    if not found or "\n" in answer:
+        raise ValueError(f"{task.task_id}: the reference does not end in a one-line return")
+    return replace(task, solutions=(f"{head}\n    print({answer})\n", *task.solutions[1:]))
+
+
+def with_print_bug(tasks: Sequence[Task], share: float, seed: int) -> list[Task]:
+    """``tasks`` with the references of ``share`` of them (drawn with ``seed``) `print_answer`-ed."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be in [0, 1], got {share}")
+    chosen = set(random.Random(seed).sample(range(len(tasks)), round(share * len(tasks))))
+    return [print_answer(task) if i in chosen else task for i, task in enumerate(tasks)]
+
+
 # How the MBPP form names the argument, by the family of its type.
 _ARGUMENT_PHRASE = {
     "list": "a list of integers",
