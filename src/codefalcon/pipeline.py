@@ -41,10 +41,10 @@ from codefalcon.tasks.source import TaskSource
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path(__file__).with_name("presets") / "run-tiny.yaml"
-WARMUP_TASKS = "warmup.jsonl"
-"""The warm-up's copy of the train tasks, written when ``synth.print_bug`` rewrites references."""
 """The embedded default: the tiny model on generated tasks, sized for at most 10 minutes on 2 free
 AVX2-only CPU cores in fp32 (measured: 9.5 minutes on an AMD EPYC; figures in README and docs/rl.md)."""
+WARMUP_TASKS = "warmup.jsonl"
+"""The warm-up's copy of the train tasks, written when ``synth.print_bug`` rewrites references."""
 
 
 class TinyModelOptions(StrictModel):

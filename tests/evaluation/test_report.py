@@ -280,6 +280,18 @@ def test_metric_groups_and_chart_helpers():
     assert [metric_group(k) for k in keys] == ["reward", "pass_rate", "kl", "kl", "loss", "verdict"]
     assert metric_group("time/update") == "time" and metric_group("skill/level") == "other"
     assert nice_ticks(0.03, 0.95) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(0.9999999999999999, 1.0), (1e-14, 3e-14), (5.0, 5.0), (0.0, 0.0), (-3.0, 7.0)]
+)
+def test_nice_ticks_cover_ranges_of_any_width(low: float, high: float):
+    # A GRPO ratio that is 1 up to its last bit once gave no ticks at all (an IndexError in the
+    # report); values below 1e-12 were rounded to 0 and never reached `high`.
+    ticks = nice_ticks(low, high)
+    assert 3 <= len(ticks) <= 8
+    assert ticks[0] <= low and ticks[-1] >= high
+    assert ticks == sorted(set(ticks))
     # A gap splits the line in two runs; a lone point between gaps is a dot.
     svg = line_chart([0, 1, 2, 3, 4, 5], {"a": [1.0, 2.0, None, 3.0, None, 4.0]}, "t<")
     assert svg.count("M") == 1 and svg.count("<circle") == 2 and "t&lt;" in svg

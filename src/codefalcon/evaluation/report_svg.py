@@ -53,20 +53,18 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     >>> nice_ticks(0.0, 1.0)
     [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     """
-    if not high > low:  # a constant series: centre it
+    # a constant series, or one that varies only in its last bits (a ratio of 1 - 1e-16): centre it
+    if not high - low > 1e-12 * max(abs(low), abs(high)):
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
     raw = (high - low) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
     first = math.floor(low / step) * step
-    ticks: list[float] = []
-    value = round(first, 12)
-    while value < high + step * 1e-9:
-        ticks.append(value)
-        value = round(first + step * len(ticks), 12)
-    if ticks[-1] < high - step * 1e-9:
-        ticks.append(value)
+    digits = max(0, 3 - math.floor(math.log10(step)))  # rounds off float noise, never the step itself
+    ticks = [round(first, digits)]
+    while ticks[-1] < high - step * 1e-9:
+        ticks.append(round(first + step * len(ticks), digits))
     return ticks
 
 
