@@ -38,6 +38,10 @@ def test_the_embedded_default_validates() -> None:
     config = load_config(RunConfig, DEFAULT_CONFIG)
     assert config.rl_config(Path("runs/x"), "m").algo == "falcon"
     assert config.sft_config(Path("runs/x")).max_steps > 0
+    # the default's warm-up learns from the printing references, its RL stage from the tests
+    assert config.sft_config(Path("runs/x")).train[0].path == str(Path("runs/x/warmup.jsonl"))
+    rl = config.rl_config(Path("runs/x"), "m")
+    assert rl.train.path == str(Path("runs/x/tasks.jsonl")) and rl.reward.unit_tests == "pass_ratio"
 
 
 def test_the_embedded_default_leaves_bf16_to_the_cpu_probe() -> None:
