@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).with_name("presets") / "run-tiny.yaml"
 """The embedded default: the tiny model on generated tasks whose warm-up references carry the print
 bug, sized for at most 10 minutes on 2 free AVX2-only CPU cores in fp32 (measured from a fresh
-clone: 3.4 minutes on an AMD EPYC Zen 3 at 2.45 GHz; the same stages took 9.5 minutes on a 2.0 GHz
+clone: 3.4-4.4 minutes on an AMD EPYC Zen 3 at 2.45 GHz; the same stages took 9.5 minutes on a 2.0 GHz
 EPYC; figures in README and docs/rl.md)."""
 WARMUP_TASKS = "warmup.jsonl"
 """The warm-up's copy of the train tasks, written when ``synth.print_bug`` rewrites references."""
