@@ -76,7 +76,6 @@ def test_bad_section_keys_are_named() -> None:
         load_config(RunConfig, DEFAULT_CONFIG, ["sft={max_stepz: 3}"])
 
 
-@pytest.mark.slow
 def test_print_bug_gives_the_warm_up_its_own_references_and_rl_the_tests(tmp_path: Path) -> None:
     from codefalcon.pipeline import _synth
     from codefalcon.tasks.jsonl import load_tasks_jsonl
@@ -95,6 +94,7 @@ def test_print_bug_gives_the_warm_up_its_own_references_and_rl_the_tests(tmp_pat
     assert clean.sft_config(tmp_path).train[0].path == str(tmp_path / "tasks.jsonl")
 
 
+@pytest.mark.slow
 def test_run_all_stages_then_skip_them(tmp_path: Path) -> None:
     summary = run_pipeline(_config(tmp_path / "run"))
     run = tmp_path / "run"

@@ -280,6 +280,12 @@ def test_metric_groups_and_chart_helpers():
     assert [metric_group(k) for k in keys] == ["reward", "pass_rate", "kl", "kl", "loss", "verdict"]
     assert metric_group("time/update") == "time" and metric_group("skill/level") == "other"
     assert nice_ticks(0.03, 0.95) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    # A gap splits the line in two runs; a lone point between gaps is a dot.
+    svg = line_chart([0, 1, 2, 3, 4, 5], {"a": [1.0, 2.0, None, 3.0, None, 4.0]}, "t<")
+    assert svg.count("M") == 1 and svg.count("<circle") == 2 and "t&lt;" in svg
+    assert "no values" in line_chart([0, 1], {"a": [None, None]}, "empty")
+    long = line_chart(list(range(5000)), {"a": [float(i % 7) for i in range(5000)]})
+    assert long.count(" L") == MAX_POINTS - 1  # averaged into buckets, not 5000 points
 
 
 @pytest.mark.parametrize(
@@ -292,12 +298,6 @@ def test_nice_ticks_cover_ranges_of_any_width(low: float, high: float):
     assert 3 <= len(ticks) <= 8
     assert ticks[0] <= low and ticks[-1] >= high
     assert ticks == sorted(set(ticks))
-    # A gap splits the line in two runs; a lone point between gaps is a dot.
-    svg = line_chart([0, 1, 2, 3, 4, 5], {"a": [1.0, 2.0, None, 3.0, None, 4.0]}, "t<")
-    assert svg.count("M") == 1 and svg.count("<circle") == 2 and "t&lt;" in svg
-    assert "no values" in line_chart([0, 1], {"a": [None, None]}, "empty")
-    long = line_chart(list(range(5000)), {"a": [float(i % 7) for i in range(5000)]})
-    assert long.count(" L") == MAX_POINTS - 1  # averaged into buckets, not 5000 points
 
 
 # ---------------------------------------------------------------- a real browser
