@@ -10,12 +10,14 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
 from codefalcon.rl import (
+    completion_forward,
     completion_logits,
     completion_logprobs,
     entropy_from_logits,
     gather_logprobs,
     sequence_logprobs,
 )
+from codefalcon.rl.logprobs import used_width
 
 ATOL = 1e-6
 PAD = 0
@@ -164,6 +166,45 @@ def test_causal_padding_ids_do_not_matter(gpt2):
         completion_ids = torch.where(completion_mask.bool(), completion_ids, 43)
         after = completion_logprobs(gpt2, prompt_ids, prompt_mask, completion_ids, completion_mask)
     close(after, before, atol=1e-6)
+
+
+class RecordsWidth(NoLogitsToKeep):
+    """Records the sequence length each forward is given."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        self.widths: list[int] = []
+
+    def forward(self, input_ids, attention_mask, position_ids, **kwargs):
+        self.widths.append(input_ids.shape[1])
+        return self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs
+        )
+
+
+def test_trailing_padding_columns_are_not_run_but_keep_their_shape(gpt2):
+    prompt_ids, prompt_mask, completion_ids, completion_mask = pad_batch(left_pad_prompts=True)
+    extra = 5  # a step padded to a longer sample that is not in this micro-batch
+    completion_ids = torch.nn.functional.pad(completion_ids, (0, extra), value=PAD)
+    completion_mask = torch.nn.functional.pad(completion_mask, (0, extra), value=0)
+    model = RecordsWidth(gpt2)
+    with torch.no_grad():
+        logits, states = completion_forward(
+            model, prompt_ids, prompt_mask, completion_ids, completion_mask, hidden=True
+        )
+        logp = completion_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+    assert model.widths == [5 + 4, 5 + 4]  # prompt 5 + the longest completion 4, not 4 + 5
+    assert logits.shape == (3, 9, 50) and states is not None and states.shape == (3, 9, 32)
+    assert logits[:, 4:].abs().sum() == 0 and states[:, 4:].abs().sum() == 0
+    close(logp[:, :4], manual_causal(gpt2), atol=1e-5)
+    assert logp[:, 4:].abs().sum() == 0
+
+
+def test_used_width():
+    assert used_width(torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]])) == 2
+    assert used_width(torch.tensor([[0, 0, 0], [0, 0, 0]])) == 1  # nothing real: one column
+    assert used_width(torch.zeros((2, 0))) == 0
+    assert used_width(torch.ones((2, 3), device="meta")) == 3  # no data to read: keep the shape
 
 
 def test_seq2seq_completion_logprobs_match_unpadded():

@@ -105,20 +105,40 @@ def completion_forward(
     `completion_forward` also returns, with ``hidden=True``, the last layer's hidden states
     (B, C, H) at the same positions as the logits: the state that predicts completion token c,
     which is where a value head reads V_t. Inputs are moved to the model's device; the outputs
-    are on it.
+    are on it. Trailing columns that are padding in every row are not run through the model:
+    their logits (and states) are 0.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); greedy samples are scored at 1.0")
     device = next(model.parameters()).device  # models.model_device would pull transformers into rl
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     completion_ids, completion_mask = completion_ids.to(device), completion_mask.to(device)
+    # A step's completions are padded to its longest sample, often one that ran to the token
+    # budget; a micro-batch of shorter ones would spend most of its forward on padding. The
+    # decoder is causal, so columns after every row's last token change nothing before them.
+    width, padded = used_width(completion_mask), completion_ids.shape[1]
+    completion_ids, completion_mask = completion_ids[:, :width], completion_mask[:, :width]
     if getattr(model.config, "is_encoder_decoder", False):
         logits, states = _seq2seq_logits(model, prompt_ids, prompt_mask, completion_ids, hidden)
     else:
         logits, states = _causal_logits(
             model, prompt_ids, prompt_mask, completion_ids, completion_mask, hidden
         )
+    if width < padded:  # callers index (B, C) tensors: give the dropped columns back as zeros
+        logits = torch.nn.functional.pad(logits, (0, 0, 0, padded - width))
+        states = None if states is None else torch.nn.functional.pad(states, (0, 0, 0, padded - width))
     return (logits / temperature if temperature != 1.0 else logits), states
+
+
+def used_width(mask: Tensor) -> int:
+    """(B, C) right-padded mask -> columns up to the last real one of any row (at least 1).
+
+    Example: [[1, 1, 0, 0], [1, 0, 0, 0]] -> 2.
+    """
+    if mask.numel() == 0 or mask.device.type == "meta":  # nothing to read: keep the shape
+        return mask.shape[1]
+    real = mask.to(torch.bool).any(dim=0).nonzero()
+    return int(real.max()) + 1 if real.numel() else 1
 
 
 def completion_logprobs(
