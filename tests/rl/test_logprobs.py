@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
@@ -17,7 +19,7 @@ from codefalcon.rl import (
     gather_logprobs,
     sequence_logprobs,
 )
-from codefalcon.rl.logprobs import used_width
+from codefalcon.rl.logprobs import distinct_rows, forward_accepts, used_width
 
 ATOL = 1e-6
 PAD = 0
@@ -69,14 +71,15 @@ PROMPTS = [[5, 6, 7], [8, 9, 10, 11, 12], [13]]
 COMPLETIONS = [[20, 21, 22, 23], [24, 25], []]
 
 
-def pad_batch(left_pad_prompts: bool):
-    width_p = max(map(len, PROMPTS))
-    width_c = max(map(len, COMPLETIONS))
-    prompt_ids = torch.full((3, width_p), PAD)
-    prompt_mask = torch.zeros((3, width_p), dtype=torch.long)
-    completion_ids = torch.full((3, width_c), PAD)
-    completion_mask = torch.zeros((3, width_c), dtype=torch.long)
-    for i, (p, c) in enumerate(zip(PROMPTS, COMPLETIONS, strict=True)):
+def pad_batch(left_pad_prompts: bool, prompts=PROMPTS, completions=COMPLETIONS):
+    width_p = max(map(len, prompts))
+    width_c = max(map(len, completions))
+    rows = len(prompts)
+    prompt_ids = torch.full((rows, width_p), PAD)
+    prompt_mask = torch.zeros((rows, width_p), dtype=torch.long)
+    completion_ids = torch.full((rows, width_c), PAD)
+    completion_mask = torch.zeros((rows, width_c), dtype=torch.long)
+    for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         span = slice(width_p - len(p), width_p) if left_pad_prompts else slice(0, len(p))
         prompt_ids[i, span] = torch.tensor(p)
         prompt_mask[i, span] = 1
@@ -94,11 +97,11 @@ def gpt2():
     return model.eval()
 
 
-def manual_causal(model, temperature: float = 1.0) -> torch.Tensor:
+def manual_causal(model, temperature: float = 1.0, prompts=PROMPTS, completions=COMPLETIONS) -> torch.Tensor:
     """One unpadded sequence at a time: logits at prompt_len - 1 + c predict completion token c."""
-    out = torch.zeros(3, max(map(len, COMPLETIONS)))
+    out = torch.zeros(len(prompts), max(map(len, completions)))
     with torch.no_grad():
-        for i, (p, c) in enumerate(zip(PROMPTS, COMPLETIONS, strict=True)):
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):
             logits = model(input_ids=torch.tensor([p + c])).logits[0] / temperature
             for j, token in enumerate(c):
                 out[i, j] = logits[len(p) - 1 + j].log_softmax(-1)[token]
@@ -142,6 +145,22 @@ def test_causal_path_without_logits_to_keep(gpt2):
         logp = completion_logprobs(NoLogitsToKeep(gpt2), *batch)
     assert logits.shape == (3, 4, 50)
     close(logp, manual_causal(gpt2), atol=1e-5)
+
+
+def test_peft_model_keeps_only_the_completion_logits(gpt2):
+    lora = get_peft_model(copy.deepcopy(gpt2), LoraConfig(r=2, target_modules=["c_attn"], lora_dropout=0.0))
+    assert forward_accepts(lora, "logits_to_keep") and not forward_accepts(
+        NoLogitsToKeep(gpt2), "logits_to_keep"
+    )
+    widths: list[int] = []
+    lora.get_base_model().lm_head.register_forward_hook(lambda _m, _i, out: widths.append(out.shape[1]))
+    batch = pad_batch(left_pad_prompts=True)
+    with torch.no_grad():
+        logits = completion_logits(lora, *batch)
+        logp = completion_logprobs(lora, *batch)
+    assert logits.shape == (3, 4, 50)
+    assert widths == [4 + 1, 4 + 1]  # the output layer ran at the completion positions only, not 5 + 4
+    close(logp, manual_causal(gpt2), atol=1e-5)  # a fresh adapter adds 0: the base model's numbers
 
 
 def test_causal_rejects_right_padded_prompts(gpt2):
@@ -198,6 +217,54 @@ def test_trailing_padding_columns_are_not_run_but_keep_their_shape(gpt2):
     assert logits[:, 4:].abs().sum() == 0 and states[:, 4:].abs().sum() == 0
     close(logp[:, :4], manual_causal(gpt2), atol=1e-5)
     assert logp[:, 4:].abs().sum() == 0
+
+
+# a group's samples share their prompt: rows 0, 2 and 3 here
+SHARED_PROMPTS = [PROMPTS[1], PROMPTS[0], PROMPTS[1], PROMPTS[1]]
+SHARED_COMPLETIONS = [[20, 21, 22], [24, 25], [26], [27, 28, 29, 30]]
+
+
+def test_shared_prompts_run_once_and_match_unpadded(gpt2):
+    batch = pad_batch(True, SHARED_PROMPTS, SHARED_COMPLETIONS)
+    shapes: list[tuple[int, ...]] = []
+    hook = gpt2.transformer.wte.register_forward_hook(
+        lambda _m, inputs, _o: shapes.append(tuple(inputs[0].shape))
+    )
+    try:
+        with torch.no_grad():
+            logp = completion_logprobs(gpt2, *batch)
+    finally:
+        hook.remove()
+    assert shapes == [(2, 5), (4, 4)]  # the 2 distinct prompts once, then the 4 completions
+    close(logp, manual_causal(gpt2, 1.0, SHARED_PROMPTS, SHARED_COMPLETIONS), atol=1e-5)
+
+
+def test_shared_prompts_give_the_unshared_states_and_gradients(gpt2):
+    batch = pad_batch(True, SHARED_PROMPTS, SHARED_COMPLETIONS)
+    results = []
+    for model in (gpt2, RecordsWidth(gpt2)):  # the wrapper takes no cache: every row whole
+        gpt2.zero_grad()
+        logits, states = completion_forward(model, *batch, hidden=True)
+        logp = gather_logprobs(logits, batch[2], batch[3])
+        (logp.sum() + (states * batch[3].unsqueeze(-1)).sum()).backward()  # real tokens only
+        grads = [p.grad.clone() for p in gpt2.parameters() if p.grad is not None]
+        results.append((logp.detach(), states.detach(), grads))
+    gpt2.zero_grad()
+    (logp_a, states_a, grads_a), (logp_b, states_b, grads_b) = results
+    close(logp_a, logp_b, atol=1e-5)
+    mask = batch[3].bool()
+    close(states_a[mask], states_b[mask], atol=1e-5)
+    assert len(grads_a) == len(grads_b) > 0
+    for a, b in zip(grads_a, grads_b, strict=True):
+        close(a, b, atol=1e-4)
+
+
+def test_distinct_rows():
+    ids = torch.tensor([[0, 5, 6], [7, 8, 9], [3, 5, 6]])  # rows 0 and 2 differ only in padding
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1]])
+    first, inverse = distinct_rows(ids, mask)
+    assert sorted(first.tolist()) == [0, 1]
+    assert inverse[0] == inverse[2] != inverse[1] and first[inverse[1]] == 1
 
 
 def test_used_width():

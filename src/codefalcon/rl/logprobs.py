@@ -172,6 +172,14 @@ def _causal_logits(
             "the logits at the last prompt position predict the first completion token"
         )
     n_completion = completion_ids.shape[1]
+    first, inverse = distinct_rows(prompt_ids, prompt_mask)
+    keyword = next((k for k in CACHE_KEYWORDS if forward_accepts(model, k)), None)
+    if len(first) < len(prompt_ids) and n_completion and keyword is not None:
+        shared = _shared_prompt_logits(
+            model, keyword, prompt_ids, prompt_mask, completion_ids, completion_mask, first, inverse, hidden
+        )
+        if shared is not None:
+            return shared
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)  # (B, P + C)
     attention_mask = torch.cat([prompt_mask, completion_mask], dim=1).to(torch.long)
     # Positions count real tokens only, as in generate(): a left-padded row must see 0, 1, ...
@@ -185,6 +193,75 @@ def _causal_logits(
     # Position P - 1 + c predicts completion token c; the last position predicts past the end.
     keep = slice(-(n_completion + 1), -1)
     return out.logits[:, keep], (out.hidden_states[-1][:, keep] if hidden else None)
+
+
+CACHE_KEYWORDS = ("cache", "past_key_values")
+"""What a Hugging Face forward calls its key/value cache, argument and output: ``cache`` since
+transformers 5.2x, ``past_key_values`` before."""
+
+
+def _shared_prompt_logits(
+    model: nn.Module,
+    keyword: str,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    completion_ids: Tensor,
+    completion_mask: Tensor,
+    first: Tensor,
+    inverse: Tensor,
+    hidden: bool,
+) -> tuple[Tensor, Tensor | None] | None:
+    """`_causal_logits` with each distinct prompt run once: a group's samples share their prompt,
+    so its keys and values are computed once and gathered for every row (gradients flow back
+    through the gather to the one prompt pass). None if the model gives no cache to gather from.
+    """
+    masks = prompt_mask[first].to(torch.long)
+    kwargs: dict[str, object] = {"output_hidden_states": hidden}
+    if forward_accepts(model, "logits_to_keep"):
+        kwargs["logits_to_keep"] = 1
+    head = model(
+        input_ids=prompt_ids[first],
+        attention_mask=masks,
+        position_ids=(masks.cumsum(dim=1) - 1).clamp(min=0),
+        use_cache=True,
+        **kwargs,
+    )
+    cache = getattr(head, keyword, None)
+    if cache is None or not hasattr(cache, "batch_select_indices"):
+        return None
+    cache.batch_select_indices(inverse)  # (distinct, ...) -> (B, ...)
+    attention_mask = torch.cat([prompt_mask, completion_mask], dim=1).to(torch.long)
+    positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)[:, prompt_ids.shape[1] :]
+    tail = model(
+        input_ids=completion_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        use_cache=True,
+        **{keyword: cache},
+        output_hidden_states=hidden,
+    )
+    # The prompt's last position predicts completion token 0; completion position c, token c + 1.
+    logits = torch.cat([head.logits[:, -1:][inverse], tail.logits[:, :-1]], dim=1)
+    if not hidden:
+        return logits, None
+    states = torch.cat([head.hidden_states[-1][:, -1:][inverse], tail.hidden_states[-1][:, :-1]], dim=1)
+    return logits, states
+
+
+def distinct_rows(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(first, inverse) of (B, T) padded rows: the first row of each distinct one, and each row's
+    index into ``first``. Padding ids do not count. Example: rows a, b, a -> first [row of a, row
+    of b] in some order, and inverse maps rows 0 and 2 to the same entry. Meta tensors (no data)
+    count as all distinct.
+    """
+    n = ids.shape[0]
+    if ids.device.type == "meta" or n == 0:
+        return torch.arange(n, device=ids.device), torch.arange(n, device=ids.device)
+    key = torch.where(mask.to(torch.bool), ids, torch.full_like(ids, -1))
+    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    rows = torch.arange(n, device=ids.device)
+    first = torch.full((int(inverse.max()) + 1,), n, dtype=torch.long, device=ids.device)
+    return first.scatter_reduce(0, inverse, rows, reduce="amin"), inverse
 
 
 def _seq2seq_logits(
@@ -208,8 +285,15 @@ def _seq2seq_logits(
 
 
 def forward_accepts(model: nn.Module, name: str) -> bool:
-    """Whether ``model.forward`` takes the keyword ``name`` (e.g. HF's ``logits_to_keep``)."""
+    """Whether ``model.forward`` takes the keyword ``name`` (e.g. HF's ``logits_to_keep``).
+
+    A peft model's forward takes ``**kwargs`` and hands them to the model it wraps, so that
+    model's signature decides: otherwise a LoRA update would run the output layer (and its
+    backward) at every prompt position too.
+    """
+    unwrap = getattr(model, "get_base_model", None)
+    target = unwrap() if callable(unwrap) else model
     try:
-        return name in inspect.signature(model.forward).parameters
+        return name in inspect.signature(target.forward).parameters
     except (TypeError, ValueError):
         return False
