@@ -106,7 +106,8 @@ def completion_forward(
     (B, C, H) at the same positions as the logits: the state that predicts completion token c,
     which is where a value head reads V_t. Inputs are moved to the model's device; the outputs
     are on it. Trailing columns that are padding in every row are not run through the model:
-    their logits (and states) are 0.
+    their logits (and states) are 0. Rows with the same prompt (a task's samples) run it once
+    when the model's forward takes a key/value cache.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 (got {temperature}); greedy samples are scored at 1.0")
