@@ -279,6 +279,22 @@ def test_model_soup_writes_the_average_and_refuses_bad_options(tmp_path: Path, t
     soup = AutoModelForCausalLM.from_pretrained(out).state_dict()
     assert all(torch.allclose(soup[k], (merged[0][k] + merged[1][k]) / 2, atol=1e-6) for k in soup)
     assert (out / "tokenizer.json").is_file()
+    wise = _ok(
+        "model",
+        "soup",
+        "--model",
+        str(tiny_dir),
+        "--lora",
+        adapters[0],
+        "--base-weight",
+        "1",
+        "--out",
+        str(tmp_path / "wise"),
+    )
+    start = AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict()
+    midpoint = AutoModelForCausalLM.from_pretrained(tmp_path / "wise").state_dict()
+    assert all(torch.allclose(midpoint[k], (merged[0][k] + start[k]) / 2, atol=1e-6) for k in midpoint)
+    assert '"base_weight": 0.5' in wise.output
 
     base = ["model", "soup", "--model", str(tiny_dir), "--lora", adapters[0], "--lora", adapters[1]]
     bad_weight = runner.invoke(app, [*base, "--weight", "1", "--out", str(tmp_path / "s2")])
@@ -289,6 +305,8 @@ def test_model_soup_writes_the_average_and_refuses_bad_options(tmp_path: Path, t
     )
     negative = runner.invoke(app, [*base, "--weight", "1", "--weight", "-1", "--out", str(tmp_path / "s2")])
     assert negative.exit_code != 0 and "--weight" in negative.output
+    bad_base = runner.invoke(app, [*base, "--base-weight", "-1", "--out", str(tmp_path / "s2")])
+    assert bad_base.exit_code != 0 and "--base-weight" in bad_base.output
     no_adapter = runner.invoke(app, [*base, "--lora", str(tmp_path), "--out", str(tmp_path / "s2")])
     assert no_adapter.exit_code != 0 and "--lora" in no_adapter.output
     assert not (tmp_path / "s2").exists()

@@ -9,7 +9,7 @@ import torch
 
 from codefalcon.models import LoraSpec, load_policy
 from codefalcon.models.backends.common import plain_model
-from codefalcon.models.soup import average_state_dicts, soup_policy, soup_weights
+from codefalcon.models.soup import average_state_dicts, member_weights, soup_policy, soup_weights
 
 
 def test_weights_are_scaled_to_sum_to_one_and_checked() -> None:
@@ -20,6 +20,17 @@ def test_weights_are_scaled_to_sum_to_one_and_checked() -> None:
             soup_weights(2, bad)
     with pytest.raises(ValueError, match="at least one"):
         soup_weights(0)
+
+
+def test_member_weights_put_the_base_last_on_the_adapters_scale() -> None:
+    assert member_weights(2) == [0.5, 0.5]
+    assert member_weights(1, base_weight=1) == [0.5, 0.5]
+    assert member_weights(1, base_weight=3) == [0.25, 0.75]
+    assert member_weights(2, [1, 2], base_weight=1) == [0.25, 0.5, 0.25]
+    with pytest.raises(ValueError, match="base's weight must be >= 0"):
+        member_weights(1, base_weight=-1)
+    with pytest.raises(ValueError, match="1 weights for 2"):  # the adapters' count, not 3
+        member_weights(2, [1], base_weight=1)
 
 
 def test_average_of_state_dicts_by_hand() -> None:
@@ -83,3 +94,13 @@ def test_soup_of_adapters_is_the_mean_of_their_merged_weights(tmp_path: Path, ti
         logits = soup_policy(tiny_dir, [one]).model(ids).logits
         expected = load_policy(tiny_dir, lora=one, device="cpu").model(ids).logits
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+def test_the_base_as_a_member_interpolates_towards_it(tmp_path: Path, tiny_dir: Path) -> None:
+    one = _trained_adapter(tiny_dir, tmp_path / "one", seed=1)
+    merged = _merged(tiny_dir, one)
+    base = load_policy(tiny_dir, device="cpu").model.state_dict()
+    assert any(not torch.equal(merged[k], base[k]) for k in base)
+    soup = soup_policy(tiny_dir, [one], base_weight=3).model.state_dict()  # 1/4 adapter, 3/4 base
+    for key in base:
+        assert torch.allclose(soup[key], 0.25 * merged[key] + 0.75 * base[key], atol=1e-6), key

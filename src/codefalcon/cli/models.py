@@ -242,6 +242,13 @@ def soup(
         list[float] | None,
         typer.Option(help="One weight per --lora, in the same order, scaled to sum to 1 \\[default: equal]."),
     ] = None,
+    base_weight: Annotated[
+        float,
+        typer.Option(
+            help="Add --model itself as a member with this weight, on --weight's scale (WiSE-FT: "
+            "--lora RUN/final --base-weight 1 is the midpoint of the start and the fine-tuned model)."
+        ),
+    ] = 0.0,
 ) -> None:
     """Average several fine-tuned adapters of one base into a plain Hugging Face folder (a model soup).
 
@@ -249,23 +256,34 @@ def soup(
     base that learnt different things by chance keep what they share: on SmolLM2-135M two RFT runs
     gave 7.6% and 8.0% MBPP test pass@1 alone and 8.2% as a soup (docs/rl.md).
     """
-    from codefalcon.models.soup import soup_policy, soup_weights
+    from codefalcon.models.soup import member_weights, soup_policy, soup_weights
 
     for adapter in lora:
         _check_adapter(adapter)
     try:
-        scale = soup_weights(len(lora), weight or None)
+        soup_weights(len(lora), weight or None)
     except ValueError as e:
         raise fail(f"--weight: {e}") from None
+    try:
+        scale = member_weights(len(lora), weight or None, base_weight)
+    except ValueError as e:
+        raise fail(f"--base-weight: {e}") from None
     _check_out(out)
     try:
-        policy = soup_policy(model, lora, scale)
+        policy = soup_policy(model, lora, weight or None, base_weight)
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: torch's shape check
         raise fail(f"--model/--lora: {e}") from None
     _write_model(policy, out)
-    members = ", ".join(f"{adapter} x {w:.3g}" for adapter, w in zip(lora, scale, strict=True))
+    names = [str(adapter) for adapter in lora] + (["the base"] if base_weight else [])
+    members = ", ".join(f"{name} x {w:.3g}" for name, w in zip(names, scale, strict=True))
     err.print(f"{policy.name} + soup of {members} -> {out}")
-    print(json.dumps({"out": str(out), "base": str(model), "lora": [str(a) for a in lora], "weights": scale}))
+    record = {
+        "out": str(out),
+        "base": str(model),
+        "lora": [str(a) for a in lora],
+        "weights": scale[: len(lora)],
+    }
+    print(json.dumps(record | {"base_weight": scale[-1] if base_weight else 0.0}))
 
 
 def _check_adapter(lora: Path) -> None:

@@ -6,6 +6,10 @@ RL with sparse rewards on a small model that second part is large: two rejection
 on SmolLM2-135M changed about 30 of 500 greedy MBPP answers each, mostly different ones
 (docs/rl.md). LoRA adapters are averaged after merging, since the mean of the products B A is
 not the product of the means.
+
+The base itself can be a member (``base_weight``): the interpolation between a start and its
+fine-tuned copy of Wortsman et al., 2022 ("Robust fine-tuning of zero-shot models", WiSE-FT),
+which keeps more of what the start already did right while keeping part of what was learnt.
 """
 
 from __future__ import annotations
@@ -64,13 +68,35 @@ def average_state_dicts(
     return out
 
 
+def member_weights(
+    n_adapters: int, weights: Sequence[float] | None = None, base_weight: float = 0.0
+) -> list[float]:
+    """One weight per adapter, then the base's when ``base_weight`` > 0, all scaled to sum to 1;
+    ``weights`` (equal when None) and ``base_weight`` are on the same scale.
+
+    >>> member_weights(1, base_weight=1)
+    [0.5, 0.5]
+    >>> member_weights(2, [1, 2], base_weight=1)
+    [0.25, 0.5, 0.25]
+    """
+    if base_weight < 0:
+        raise ValueError(f"the base's weight must be >= 0, got {base_weight}")
+    raw = [1.0] * n_adapters if weights is None else list(weights)
+    soup_weights(n_adapters, raw)  # the adapters' own weights are checked before the base joins
+    return soup_weights(len(raw) + bool(base_weight), [*raw, base_weight] if base_weight else raw)
+
+
 def soup_policy(
-    model: str | Path, loras: Sequence[str | Path], weights: Sequence[float] | None = None
+    model: str | Path,
+    loras: Sequence[str | Path],
+    weights: Sequence[float] | None = None,
+    base_weight: float = 0.0,
 ) -> Policy:
     """``model`` with each LoRA adapter merged in turn, the merged weights averaged (``weights``:
-    one per adapter, scaled to sum to 1; uniform when None). The result is a plain model.
+    one per adapter, equal when None) together with the base itself when ``base_weight`` > 0
+    (:func:`member_weights`). The result is a plain model.
     """
-    scale = soup_weights(len(loras), weights)
+    scale = member_weights(len(loras), weights, base_weight)
     states: list[dict[str, torch.Tensor]] = []
     policy: Policy | None = None
     for lora in loras:
@@ -79,5 +105,8 @@ def soup_policy(
         states.append({k: v.detach().clone() for k, v in merged.state_dict().items()})
         policy = Policy(merged, policy.tokenizer, policy.kind, policy.is_chat, policy.name)
     assert policy is not None  # soup_weights refused an empty list
+    if base_weight:
+        base = load_policy(model, device="cpu").model
+        states.append({k: v.detach().clone() for k, v in base.state_dict().items()})
     policy.model.load_state_dict(average_state_dicts(states, scale))
     return policy
