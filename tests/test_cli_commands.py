@@ -263,40 +263,19 @@ def test_model_soup_writes_the_average_and_refuses_bad_options(tmp_path: Path, t
             str(tmp_path / f"m{index}"),
         )
         merged.append(AutoModelForCausalLM.from_pretrained(tmp_path / f"m{index}").state_dict())
+    soup_one = ["model", "soup", "--model", str(tiny_dir), "--lora", adapters[0]]
     out = tmp_path / "soup"
-    _ok(
-        "model",
-        "soup",
-        "--model",
-        str(tiny_dir),
-        "--lora",
-        adapters[0],
-        "--lora",
-        adapters[1],
-        "--out",
-        str(out),
-    )
+    _ok(*soup_one, "--lora", adapters[1], "--out", str(out))
     soup = AutoModelForCausalLM.from_pretrained(out).state_dict()
     assert all(torch.allclose(soup[k], (merged[0][k] + merged[1][k]) / 2, atol=1e-6) for k in soup)
     assert (out / "tokenizer.json").is_file()
-    wise = _ok(
-        "model",
-        "soup",
-        "--model",
-        str(tiny_dir),
-        "--lora",
-        adapters[0],
-        "--base-weight",
-        "1",
-        "--out",
-        str(tmp_path / "wise"),
-    )
+    wise = _ok(*soup_one, "--base-weight", "1", "--out", str(tmp_path / "wise"))
     start = AutoModelForCausalLM.from_pretrained(tiny_dir).state_dict()
     midpoint = AutoModelForCausalLM.from_pretrained(tmp_path / "wise").state_dict()
     assert all(torch.allclose(midpoint[k], (merged[0][k] + start[k]) / 2, atol=1e-6) for k in midpoint)
     assert '"base_weight": 0.5' in wise.output
 
-    base = ["model", "soup", "--model", str(tiny_dir), "--lora", adapters[0], "--lora", adapters[1]]
+    base = [*soup_one, "--lora", adapters[1]]
     bad_weight = runner.invoke(app, [*base, "--weight", "1", "--out", str(tmp_path / "s2")])
     assert (
         bad_weight.exit_code != 0
