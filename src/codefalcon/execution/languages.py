@@ -14,7 +14,7 @@ through a function of the harness unit (a candidate defining ``__assert_fail`` o
 silence them); the Java test lives in its own file with single-type imports, so a candidate's own
 ``Arrays`` or ``Boolean`` class cannot shadow ``java.util``/``java.lang``; JavaScript runs with
 ``--frozen-intrinsics`` and the test sees the original ``JSON``, ``Math``, ``Object``... even if
-the candidate replaced the globals.
+the candidate replaced the globals, and a frozen ``assert`` module through its own ``require``.
 
 What this cannot stop: a candidate written to read its own process's memory for the nonce.
 Candidate and test share one process, as in HumanEval-X's own harness.
@@ -238,6 +238,15 @@ for (const name of ['JSON', 'Math', 'Object', 'Array', 'Number', 'String', 'Bool
                     'isNaN', 'isFinite', 'parseInt', 'parseFloat', 'Error']) {
   pristine[name] = globalThis[name];
 }
+// Node's assert module is no intrinsic, so --frozen-intrinsics leaves it writable: a candidate
+// could replace assert.strictEqual, or swap `require` (a variable of its module, which the test
+// shares) or Module.prototype.require. Frozen here, and handed to the test by its own require.
+const judge = require('assert');
+Object.freeze(judge);
+Object.freeze(judge.strict);
+const judges = {assert: judge, 'node:assert': judge, 'assert/strict': judge.strict,
+                'node:assert/strict': judge.strict};
+pristine.require = (id) => (Object.hasOwn(judges, id) ? judges[id] : require(id));
 Object.defineProperty(globalThis, '__cfPristine', {value: Object.freeze(pristine)});
 require('./prog.js');
 process.stdout.write('\\n');
@@ -247,7 +256,7 @@ process.stdout.write(nonce);
 # Shadows, inside the test's own block, any global the candidate replaced.
 _JS_TEST_PRELUDE = (
     "const {JSON, Math, Object, Array, Number, String, Boolean, Set, Map, isNaN, isFinite, parseInt,"
-    " parseFloat, Error} = __cfPristine;\n"
+    " parseFloat, Error, require} = __cfPristine;\n"
     "const __cfAssert = (ok, ...what) => { if (!ok) throw new Error('Assertion failed' +"
     " (what.length ? ': ' + what.join(' ') : '')); };\n"
 )

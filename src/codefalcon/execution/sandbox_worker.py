@@ -13,6 +13,8 @@ Processes, per worker (one long-lived worker per core, forked children per progr
   parent in one burst; the worker answers the load and then each test as it finishes (see
   `Worker.run_job`). It is a child subreaper and not dumpable, so programs can neither escape
   its process tree nor read its memory.
+- the **zygote**: a freshly exec'd interpreter that forks the host and the runner (see `Zygote`),
+  so that no program's process inherits the worker's heap, where earlier tests and programs lay.
 - the **host** (call and assert styles): forked once per program, loads the program and serves
   calls to its functions. It never holds test code or expected values.
 - the **driver** (assert style): forked per test; runs the trusted test code, whose calls to
@@ -39,6 +41,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import struct
 import sys
 import time
@@ -255,6 +258,17 @@ _DENIED = {
     "add_key": (248, 217),
     "request_key": (249, 218),
     "keyctl": (250, 219),
+    # Kernel objects that outlive every process of a program (SysV IPC and POSIX message queues
+    # live as long as the worker's IPC namespace: a later program could read them) or hold
+    # memory that no process maps, which the memory limit cannot see (an unmapped memfd, an
+    # IPC object). Python, g++, the JVM and node need none of them; the worker makes the stdin
+    # memfd of a stdio program itself, outside the filter.
+    "shmget": (29, 194),
+    "semget": (64, 190),
+    "msgget": (68, 186),
+    "mq_open": (240, 180),
+    "memfd_create": (319, 279),
+    "memfd_secret": (447, 447),
 }
 _SOCKET = (41, 198)
 _SECCOMP_SYSCALL = {"x86_64": 317, "aarch64": 277}
@@ -374,11 +388,11 @@ def sweep(keep=()):
         reap()
 
 
-def descendants(pid):
-    """Every process below ``pid`` in the process tree (children first)."""
+def descendants(pid, skip=()):
+    """Every process below ``pid`` in the process tree (children first), none in or below ``skip``."""
     out, todo = [], [pid]
     while todo:
-        kids = children_of(todo.pop())
+        kids = [k for k in children_of(todo.pop()) if k not in skip]
         out += kids
         todo += kids
     return out
@@ -728,6 +742,177 @@ def runner_main(program, status_fd):
     os._exit(0)
 
 
+# --------------------------------------------------------------------------- the zygote
+
+ZYGOTE_WAIT = 5.0
+"""Seconds the worker waits for the zygote to fork a child before starting a fresh zygote."""
+ZYGOTE_FLAG = "--zygote"
+
+
+class Zygote:
+    """Forks the program's own processes (host, stdio runner) from an interpreter with a clean heap.
+
+    A forked child inherits its parent's memory, freed blocks included. Forked from the worker, a
+    program could read out of its own heap whatever the worker handled before it: the tests of
+    the previous program (a HumanEval ``check`` with every expected value; in RL the samples of
+    one task run one after another on a worker) and the previous programs themselves. The zygote
+    is a freshly exec'd interpreter that never receives a test or a program, only "fork a <kind>
+    with these fds": the child reads its program from one of them after the fork.
+
+    Each child is forked twice (zygote -> short-lived middle process -> child), so it is
+    re-parented to the worker (PID 1 and a child subreaper), which waits for it, measures it and
+    kills it as before. A program may kill or stop the zygote (same uid): the worker then starts
+    a fresh one, by exec again, never by a fork of itself. No program process is alive when that
+    happens (every spawn follows a sweep), so none can reach the new zygote before it makes itself
+    non-dumpable.
+    """
+
+    def __init__(self):
+        self.pid = self.sock = None
+        argv = getattr(sys, "orig_argv", None)
+        if not argv:  # Python < 3.10: the same command line, from /proc
+            with open("/proc/self/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", "surrogateescape") for a in f.read().split(b"\0")[:-1]]
+        self.argv = [sys.executable, *argv[1:], ZYGOTE_FLAG]
+
+    def start(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)  # never the worker's request or answer pipe
+                os.dup2(theirs.fileno(), 3)
+                os.closerange(4, 1 << 16)
+                os.execv(self.argv[0], self.argv)
+            finally:
+                os._exit(1)
+        theirs.close()
+        self.pid, self.sock = pid, ours
+        try:
+            wait_readable(ours.fileno(), time.monotonic() + 30.0)
+            if json.loads(ours.recv(4096) or b"{}").get("ready") is not True:
+                raise OSError("the zygote did not start")
+        except (Timeout, OSError, ValueError):
+            self.stop()
+            raise OSError("cannot start the zygote") from None
+
+    def stop(self):
+        if self.sock is not None:
+            self.sock.close()
+        kill_and_wait(self.pid)
+        self.pid = self.sock = None
+
+    def spawn(self, kind, fds, limits, scratch, deadline):
+        """Pid of a new sandboxed ``kind`` child holding ``fds`` ({target fd: our fd}).
+
+        Raises Timeout past ``deadline`` and OSError if two zygotes in a row fail.
+        """
+        targets = sorted(fds)
+        request = json.dumps({"kind": kind, "targets": targets, "limits": limits, "scratch": scratch})
+        for attempt in range(2):
+            try:
+                if self.sock is None:
+                    self.start()
+                socket.send_fds(self.sock, [request.encode()], [fds[t] for t in targets])
+                try:
+                    wait_readable(self.sock.fileno(), min(deadline, time.monotonic() + ZYGOTE_WAIT))
+                except Timeout:
+                    if time.monotonic() >= deadline:
+                        self.stop()  # it may be stopped or mid-fork: never reuse it
+                        raise
+                    raise OSError("the zygote did not answer") from None
+                reply = json.loads(self.sock.recv(4096) or b"{}")
+                if type(reply.get("pid")) is int:
+                    return reply["pid"]
+                raise OSError(f"the zygote could not fork: {reply.get('error')}")
+            except (OSError, ValueError):
+                self.stop()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def resume(self):
+        """Undo a SIGSTOP that the last program may have sent (called once it is swept)."""
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGCONT)
+            except OSError:
+                pass
+
+
+def zygote_main(sock_fd):
+    """Fork children on request, from this clean interpreter, until the worker goes away."""
+    prctl(PR_SET_DUMPABLE, 0)  # first: its socket to the worker must be out of programs' reach
+    sock = socket.socket(fileno=sock_fd)
+    build_seccomp_filter()
+    gc.freeze()
+    sock.send(b'{"ready": true}')
+    bodies = {
+        "host": lambda program: host_main(program, "solution", 3, 4),
+        "runner": lambda program: runner_main(program, 3),
+    }
+    while True:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 16)
+        if not msg:
+            os._exit(0)
+        said_r, said_w = os.pipe()
+        try:
+            req = json.loads(msg)
+            middle = os.fork()
+        except Exception as e:
+            sock.send(json.dumps({"error": f"{type(e).__name__}: {e}"[:DETAIL]}).encode())
+            os.close(said_w)
+            middle = None
+        if middle == 0:  # the middle process: fork the child, say its pid, leave it to the worker
+            try:
+                os.close(said_r)
+                pid = os.fork()
+                if pid == 0:
+                    os.close(said_w)
+                    program_child(bodies[req["kind"]], req, dict(zip(req["targets"], fds, strict=True)))
+                said = {"pid": pid}
+            except BaseException as e:
+                said = {"error": f"{type(e).__name__}: {e}"[:500]}  # one pipe read
+            try:
+                write_all(said_w, json.dumps(said).encode())
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        if middle:
+            os.close(said_w)
+            os.waitpid(middle, 0)  # only now is the child the worker's: then the worker may wait for it
+            said = os.read(said_r, 4096)  # one short message, whole: the middle has exited
+            sock.send(said or b'{"error": "the middle process died"}')
+        os.close(said_r)
+
+
+def program_child(body, req, fds):
+    """The program's process: sandbox it, read the program from its fd, run ``body``; never return."""
+    code = 1
+    try:
+        program_fd = max(fds)  # the last target: the program, written by the worker into a memfd
+        enter_sandbox(req["limits"], req["scratch"], fds)
+        size = os.fstat(program_fd).st_size
+        data = os.pread(program_fd, size, 0)
+        os.close(program_fd)
+        body(data.decode("utf-8", "surrogatepass"))
+        code = 0
+    except BaseException:
+        pass
+    finally:
+        os._exit(code)
+
+
+def program_fd(program):
+    """A memfd holding ``program``, for the zygote's child to read (the caller closes it)."""
+    fd = os.memfd_create("program")
+    write_all(fd, program.encode("utf-8", "surrogatepass"))
+    return fd
+
+
 # --------------------------------------------------------------------------- the worker
 
 
@@ -753,6 +938,7 @@ class Worker:
         self.restarted = None
         self.compiled = {}  # compile command and sources -> artifacts, in the worker's memory only
         self.load_timeout = 10.0
+        self.zygote = Zygote()  # forks the program's processes (see Zygote); started by `main`
 
     # -- children
 
@@ -771,6 +957,18 @@ class Worker:
                 os._exit(code)
         return pid
 
+    def spawn(self, kind, fds, deadline):
+        """A program's process (``kind``: "host" or "runner"), forked by the zygote, not by us.
+
+        The program goes in a memfd as the last fd; the caller closes the others.
+        """
+        prog = program_fd(self.program)
+        try:
+            fds = {**fds, max(fds) + 1: prog}
+            return self.zygote.spawn(kind, fds, self.limits, self.scratch, deadline)
+        finally:
+            os.close(prog)
+
     def check_memory(self):
         """Raise MemoryExceeded when the program's processes together exceed its limit.
 
@@ -779,19 +977,24 @@ class Worker:
         test's. cgroup v2 would do this in the kernel; it is not writable inside an unprivileged
         sandbox, so the worker measures while it waits (every MEMORY_TICK seconds).
         """
-        pids = [p for p in descendants(os.getpid()) if p != self.driver]
+        pids = descendants(os.getpid(), skip=(self.driver, self.zygote.pid))
         if resident_bytes(pids) > self.limits["memory_mb"] << 20:
             raise MemoryExceeded()
 
     def start_host(self, deadline):
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        program = self.program
-        pid = self.fork({3: req_r, 4: resp_w}, lambda: host_main(program, "solution", 3, 4))
-        os.close(req_r)
-        os.close(resp_w)
+        try:
+            pid = self.spawn("host", {3: req_r, 4: resp_w}, deadline)
+        except Timeout:
+            pid = None
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
         self.host = (pid, req_w, resp_r)
         try:
+            if pid is None:
+                raise Timeout()
             ready = recv(resp_r, deadline, MAX_CHILD_MESSAGE, self.check_memory)
         except Timeout:
             self.stop_host()
@@ -940,7 +1143,7 @@ class Worker:
                     return {"status": status, "error": ready.get("error"), "seconds": 0.0}
             reply = self.run_call(msg, deadline) if self.mode == "call" else self.run_assert(msg, deadline)
         reply["seconds"] = time.monotonic() - started
-        sweep(keep=(self.host[0],) if self.host else ())
+        sweep(keep=(self.zygote.pid, *((self.host[0],) if self.host else ())))
         return reply
 
     def run_call(self, msg, deadline):
@@ -1017,10 +1220,15 @@ class Worker:
         os.lseek(stdin, 0, os.SEEK_SET)
         out_r, out_w = os.pipe()
         st_r, st_w = os.pipe()
-        program = self.program
-        pid = self.fork({0: stdin, 1: out_w, 3: st_w}, lambda: runner_main(program, 3))
-        for fd in (stdin, out_w, st_w):
-            os.close(fd)
+        try:
+            pid = self.spawn("runner", {0: stdin, 1: out_w, 3: st_w}, deadline)
+        except Timeout:
+            os.close(out_r)
+            os.close(st_r)
+            return {"status": "timeout", "stdout": ""}
+        finally:
+            for fd in (stdin, out_w, st_w):
+                os.close(fd)
         try:
             out, status, why = self.collect(out_r, st_r, msg["max_output"], deadline)
         finally:
@@ -1177,7 +1385,8 @@ class Worker:
 
     def end(self):
         self.stop_host()
-        sweep()
+        sweep(keep=(self.zygote.pid,))
+        self.zygote.resume()
         if self.scratch:
             if self.private_tmp:
                 empty_folder(self.scratch)
@@ -1251,6 +1460,8 @@ def maybe_passed(obs):
 
 
 def main():
+    if sys.argv[-1] == ZYGOTE_FLAG:
+        zygote_main(3)
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     config = json.loads(sys.argv[1])
@@ -1259,6 +1470,7 @@ def main():
     scrub_environment(worker.scratch_path)
     build_seccomp_filter()
     gc.freeze()  # forked children then never scan (and copy) the worker's objects in a collection
+    worker.zygote.start()
     send(1, {"ready": True, "uid": os.getuid(), "pid": os.getpid(), "python": sys.version})
     while True:
         msg = recv(0)
