@@ -17,3 +17,10 @@ def executor():
         if os.environ.get("CI") and ex.isolation != "bwrap":
             pytest.fail("CI must run the executor tests with bubblewrap isolation")
         yield ex
+
+
+@pytest.fixture()
+def one_worker():
+    """A fresh single worker, for attacks on what one program leaves for the next."""
+    with Executor(ExecutorConfig(workers=1, timeout=2.0, load_timeout=3.0, cache_size=0)) as ex:
+        yield ex

@@ -307,12 +307,6 @@ def test_decoder_refuses_values_that_would_stall_or_raise():
 # --------------------------------------------------------------------------- state between programs
 
 
-@pytest.fixture()
-def one_worker():
-    with Executor(ExecutorConfig(workers=1, timeout=2.0, load_timeout=3.0, cache_size=0)) as ex:
-        yield ex
-
-
 def test_nothing_a_program_leaves_reaches_the_next_one(one_worker):
     if one_worker.isolation != "bwrap":
         pytest.skip("a private /tmp needs bubblewrap; the rlimits-only fallback shares the host's")

@@ -50,12 +50,6 @@ def _charged(result, name="") -> None:
     assert all(t.verdict is not Verdict.INFRASTRUCTURE_ERROR for t in result.tests), (name, result)
 
 
-@pytest.fixture()
-def one_worker():
-    with Executor(ExecutorConfig(workers=1, timeout=2.0, load_timeout=3.0, cache_size=0)) as ex:
-        yield ex
-
-
 # --------------------------------------------------------------------------- residue in memory
 
 # Reads every readable mapping of its own process and keeps what looks like a HumanEval check
