@@ -277,13 +277,17 @@ def soup(
     names = [str(adapter) for adapter in lora] + (["the base"] if base_weight else [])
     members = ", ".join(f"{name} x {w:.3g}" for name, w in zip(names, scale, strict=True))
     err.print(f"{policy.name} + soup of {members} -> {out}")
-    record = {
-        "out": str(out),
-        "base": str(model),
-        "lora": [str(a) for a in lora],
-        "weights": scale[: len(lora)],
-    }
-    print(json.dumps(record | {"base_weight": scale[-1] if base_weight else 0.0}))
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "base": str(model),
+                "lora": [str(a) for a in lora],
+                "weights": scale[: len(lora)],
+                "base_weight": scale[-1] if base_weight else 0.0,
+            }
+        )
+    )
 
 
 def _check_adapter(lora: Path) -> None:

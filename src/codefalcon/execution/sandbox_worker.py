@@ -889,21 +889,29 @@ def zygote_main(sock_fd):
         os.close(said_r)
 
 
-def program_child(body, req, fds):
-    """The program's process: sandbox it, read the program from its fd, run ``body``; never return."""
+def child_main(limits, scratch, fds, body):
+    """Sandbox this freshly forked child, run ``body()`` and exit: 0 if it returned, 1 if it raised."""
     code = 1
     try:
-        program_fd = max(fds)  # the last target: the program, written by the worker into a memfd
-        enter_sandbox(req["limits"], req["scratch"], fds)
-        size = os.fstat(program_fd).st_size
-        data = os.pread(program_fd, size, 0)
-        os.close(program_fd)
-        body(data.decode("utf-8", "surrogatepass"))
+        enter_sandbox(limits, scratch, fds)
+        body()
         code = 0
     except BaseException:
         pass
     finally:
         os._exit(code)
+
+
+def program_child(body, req, fds):
+    """The program's process: sandbox it, read the program from its fd, run ``body``; never return."""
+    program_fd = max(fds)  # the last target: the program, written by the worker into a memfd
+
+    def run():
+        data = os.pread(program_fd, os.fstat(program_fd).st_size, 0)
+        os.close(program_fd)
+        body(data.decode("utf-8", "surrogatepass"))
+
+    child_main(req["limits"], req["scratch"], fds, run)
 
 
 def program_fd(program):
@@ -946,15 +954,7 @@ class Worker:
         """Fork a sandboxed child that runs ``body()`` and then exits."""
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
-                enter_sandbox(limits or self.limits, self.scratch, fds)
-                body()
-                code = 0
-            except BaseException:
-                pass
-            finally:
-                os._exit(code)
+            child_main(limits or self.limits, self.scratch, fds, body)
         return pid
 
     def spawn(self, kind, fds, deadline):
